@@ -1,0 +1,107 @@
+"""Names shared by the bootstrap and the manifests: AWS resources, secrets and their keys.
+
+Everything is derived from the cluster name (ClusterConfig ``metadata.name``) so that two
+environments in one account never collide and nothing is configured twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DATABASE_NAME = "misp"
+DATABASE_APP_USER = "misp"
+CACHE_PORT = 6379
+ZMQ_PORT = 50000
+
+# Kubernetes namespaces of the applications (infrastructure/configs creates them).
+MISP_NAMESPACE = "misp"
+DASHBOARD_NAMESPACE = "misp-dashboard"
+SECRET_STORE = "aws-secrets-manager"  # noqa: S105 (a name, not a secret)
+"""The ClusterSecretStore every ExternalSecret reads through."""
+
+
+def eks_kms_alias(cluster: str) -> str:
+    return f"alias/{cluster}-eks"
+
+
+def db_instance(cluster: str) -> str:
+    return f"{cluster}-misp"
+
+
+def cache_group(cluster: str, app: str) -> str:
+    """ElastiCache replication group of ``app`` (misp or dashboard); at most 40 characters."""
+    return f"{cluster}-{app}"[:40]
+
+
+def attachments_bucket(cluster: str, account: str) -> str:
+    return f"{cluster}-attachments-{account}"
+
+
+def alarm_topic(cluster: str) -> str:
+    return f"{cluster}-alarms"
+
+
+def secrets_prefix(cluster: str) -> str:
+    return cluster
+
+
+def role_name(cluster: str, service_account: str) -> str:
+    """IAM role eksctl creates for a pod identity association (``roleName`` in cluster.yaml)."""
+    return f"{cluster}-{service_account}"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    suffix: str
+    """Path below the environment's prefix."""
+    keys: tuple[str, ...]
+    description: str
+    operator_supplied: bool = False
+    """Created with empty values; the operator fills them in (never generated, never overwritten)."""
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}/{self.suffix}"
+
+
+MISP_APP = SecretSpec(
+    "misp/app",
+    (
+        "BASE_URL",
+        "ADMIN_EMAIL",
+        "ADMIN_ORG",
+        "ADMIN_ORG_UUID",
+        "ADMIN_PASSWORD",
+        "ADMIN_KEY",
+        "MISP_EMAIL",
+        "ENCRYPTION_KEY",
+        "SALT",
+        "UUID",
+        "GPG_PASSPHRASE",
+    ),
+    "MISP instance identity: identical in every MISP pod (misp-docker README, High availability deployments)",
+)
+MISP_GPG = SecretSpec("misp/gpg", ("private_key", "public_key"), "MISP's one OpenPGP key (ASCII-armoured)")
+MISP_DATABASE = SecretSpec(
+    "misp/database", ("username", "password", "database"), "MISP's application database user (not the master)"
+)
+MISP_REDIS = SecretSpec("misp/redis", ("auth_token",), "AUTH token of MISP's ElastiCache replication group")
+RDS_CA = SecretSpec("rds-ca", ("bundle",), "The RDS certificate bundle of this region, for MySQL TLS verification")
+DASHBOARD_APP = SecretSpec("dashboard/app", ("session_secret",), "MISP Dashboard's Flask session secret")
+DASHBOARD_REDIS = SecretSpec("dashboard/redis", ("auth_token",), "AUTH token of the dashboard's ElastiCache group")
+DASHBOARD_MAXMIND = SecretSpec(
+    "dashboard/maxmind",
+    ("account_id", "license_key"),
+    "Optional MaxMind GeoLite2 credentials; empty disables the dashboard's map geolocation",
+    operator_supplied=True,
+)
+
+SECRETS: tuple[SecretSpec, ...] = (
+    MISP_APP,
+    MISP_GPG,
+    MISP_DATABASE,
+    MISP_REDIS,
+    RDS_CA,
+    DASHBOARD_APP,
+    DASHBOARD_REDIS,
+    DASHBOARD_MAXMIND,
+)

@@ -1,0 +1,144 @@
+"""The per-environment settings file, ``clusters/<env>/settings.yaml``.
+
+Everything an operator chooses about an environment that is not part of the EKS cluster itself.
+The cluster's name and region are read from the eksctl ClusterConfig beside it, never written here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Hostname = Annotated[
+    str,
+    StringConstraints(
+        to_lower=True,
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    ),
+]
+
+# RDS: DBInstanceIdentifier and the like are lower-case; classes look like db.m7g.large.
+DbInstanceClass = Annotated[str, StringConstraints(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
+CacheNodeType = Annotated[str, StringConstraints(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")]
+MIN_PRODUCTION_BACKUP_DAYS = 7
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hostnames(_Strict):
+    misp: Hostname
+    dashboard: Hostname
+
+
+class Ingress(_Strict):
+    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    """Source CIDRs the load balancers accept (alb.ingress.kubernetes.io/inbound-cidrs)."""
+    waf_acl_arn: str | None = None
+    """Regional WAFv2 web ACL attached to both load balancers."""
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=True)
+            except ValueError as error:
+                raise ValueError(f"{value!r} is not a CIDR: {error}") from None
+        return values
+
+    @field_validator("waf_acl_arn")
+    @classmethod
+    def _waf(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[-a-z]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError("must be the ARN of a regional WAFv2 web ACL")
+        return value
+
+
+class Database(_Strict):
+    engine: Literal["mariadb", "mysql"] = "mariadb"
+    engine_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")]
+    instance_class: DbInstanceClass
+    allocated_storage_gib: int = Field(ge=20, le=65536)
+    max_allocated_storage_gib: int = Field(ge=20, le=65536)
+    backup_retention_days: int = Field(default=30, ge=1, le=35)
+    performance_insights: bool = True
+
+    @model_validator(mode="after")
+    def _storage(self) -> Database:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError("max_allocated_storage_gib must be at least allocated_storage_gib")
+        return self
+
+
+class Cache(_Strict):
+    node_type: CacheNodeType
+    nodes: int = Field(default=2, ge=2, le=6)
+    """Primary plus replicas; at least two so that one can fail over to another zone."""
+
+
+class Caches(_Strict):
+    engine: Literal["valkey", "redis"] = "valkey"
+    engine_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+$")]
+    snapshot_retention_days: int = Field(default=7, ge=1, le=35)
+    misp: Cache
+    dashboard: Cache
+
+
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class Misp(_Strict):
+    admin_email: Email
+    """MISP's first site admin (ADMIN_EMAIL)."""
+    org: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    """The host organisation (ADMIN_ORG)."""
+    email: Email | None = None
+    """MISP's sender address and its GPG key's identity (MISP_EMAIL); defaults to admin_email."""
+
+    @property
+    def sender(self) -> str:
+        return self.email or self.admin_email
+
+
+class Gitops(_Strict):
+    provider: Literal["github", "git"] = "github"
+    """``flux bootstrap github`` (token in GITHUB_TOKEN) or ``flux bootstrap git`` (SSH key)."""
+    url: Annotated[str, StringConstraints(pattern=r"^(https://|ssh://)[^\s]+$")]
+    """The repository Flux reads: https://github.com/OWNER/REPO for github, ssh://... for git."""
+    branch: Annotated[str, StringConstraints(min_length=1)] = "main"
+
+
+class Settings(_Strict):
+    tier: Literal["production", "staging"]
+    domain: Hostname
+    """The public Route53 hosted zone; both hostnames must lie inside it."""
+    hostnames: Hostnames
+    ingress: Ingress = Field(default_factory=Ingress)
+    database: Database
+    caches: Caches
+    misp: Misp
+    gitops: Gitops
+    alarm_email: Email
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _rules(self) -> Settings:
+        for name in ("misp", "dashboard"):
+            host = getattr(self.hostnames, name)
+            if not host.endswith("." + self.domain):
+                raise ValueError(f"hostnames.{name}: {host} is not inside the domain {self.domain}")
+        if self.hostnames.misp == self.hostnames.dashboard:
+            raise ValueError("hostnames: misp and dashboard must differ")
+        if self.tier == "production" and self.database.backup_retention_days < MIN_PRODUCTION_BACKUP_DAYS:
+            raise ValueError(
+                f"database.backup_retention_days: production keeps at least {MIN_PRODUCTION_BACKUP_DAYS} days"
+            )
+        return self

@@ -1,0 +1,220 @@
+"""Checks that the objects of one applied tree fit together, as the cluster would need them to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from misp_eks.problems import Problem
+from misp_eks.validate.resources import (
+    CLUSTER_SCOPED_BUILTINS,
+    Resource,
+    Tree,
+    containers,
+    pod_labels,
+    pod_spec,
+    pod_template,
+    selector_matches,
+)
+from misp_eks.validate.schemas import CLUSTER_SCOPED_CUSTOM
+
+
+def _problem(resource: Resource, field: str, message: str) -> Problem:
+    return Problem(resource.origin, message, obj=resource.ref, field=field)
+
+
+def _workloads(tree: Tree, namespace: str) -> list[Resource]:
+    return [r for r in tree if pod_template(r) is not None and r.namespace == namespace]
+
+
+def _container_ports(workload: Resource) -> list[dict[str, Any]]:
+    return [port for container in containers(workload, include_init=False) for port in container.get("ports") or []]
+
+
+def check_namespaces(tree: Tree) -> Iterator[Problem]:
+    for resource in tree:
+        scoped = resource.kind in CLUSTER_SCOPED_BUILTINS or resource.kind in CLUSTER_SCOPED_CUSTOM
+        if not scoped and not resource.namespace:
+            yield _problem(resource, "metadata.namespace", "namespaced object without a namespace")
+
+
+def check_services(tree: Tree) -> Iterator[Problem]:
+    for service in tree.of_kind("Service"):
+        selector = service.spec.get("selector")
+        if not selector:
+            continue
+        matching = [w for w in _workloads(tree, service.namespace) if selector_matches(selector, pod_labels(w))]
+        if not matching:
+            yield _problem(service, "spec.selector", f"selects no pod in namespace {service.namespace}")
+            continue
+        ports = [port for workload in matching for port in _container_ports(workload)]
+        for index, port in enumerate(service.spec.get("ports") or []):
+            target = port.get("targetPort", port.get("port"))
+            if isinstance(target, str):
+                found = any(p.get("name") == target for p in ports)
+            else:
+                found = any(p.get("containerPort") == target for p in ports)
+            if not found:
+                yield _problem(
+                    service,
+                    f"spec.ports[{index}].targetPort",
+                    f"{target} is not a port of the selected containers",
+                )
+
+
+def _ingress_backends(ingress: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
+    default = ingress.spec.get("defaultBackend")
+    if isinstance(default, dict) and "service" in default:
+        yield "spec.defaultBackend.service", default["service"]
+    for r, rule in enumerate(ingress.spec.get("rules") or []):
+        for p, path in enumerate(((rule.get("http") or {}).get("paths")) or []):
+            backend = path.get("backend") or {}
+            if "service" in backend:
+                yield f"spec.rules[{r}].http.paths[{p}].backend.service", backend["service"]
+
+
+def check_ingresses(tree: Tree) -> Iterator[Problem]:
+    for ingress in tree.of_kind("Ingress"):
+        for field, backend in _ingress_backends(ingress):
+            service = tree.get("Service", str(backend.get("name")), ingress.namespace)
+            if service is None:
+                yield _problem(ingress, f"{field}.name", f"no Service {backend.get('name')} in {ingress.namespace}")
+                continue
+            port = backend.get("port") or {}
+            ports = service.spec.get("ports") or []
+            if "name" in port:
+                found = any(p.get("name") == port["name"] for p in ports)
+            else:
+                found = any(p.get("port") == port.get("number") for p in ports)
+            if not found:
+                wanted = port.get("name", port.get("number"))
+                yield _problem(ingress, f"{field}.port", f"Service {service.name} has no port {wanted}")
+
+
+def check_targets(tree: Tree) -> Iterator[Problem]:
+    for hpa in tree.of_kind("HorizontalPodAutoscaler"):
+        ref = hpa.spec.get("scaleTargetRef") or {}
+        if tree.get(str(ref.get("kind")), str(ref.get("name")), hpa.namespace) is None:
+            yield _problem(hpa, "spec.scaleTargetRef", f"no {ref.get('kind')} {ref.get('name')} in {hpa.namespace}")
+    for kind, field in (("PodDisruptionBudget", "spec.selector"), ("NetworkPolicy", "spec.podSelector")):
+        for resource in tree.of_kind(kind):
+            selector = resource.spec.get(field.split(".")[1])
+            if kind == "NetworkPolicy" and not selector:
+                continue  # an empty podSelector selects every pod of the namespace
+            if not any(selector_matches(selector, pod_labels(w)) for w in _workloads(tree, resource.namespace)):
+                yield _problem(resource, field, f"selects no pod in namespace {resource.namespace}")
+
+
+def _secret_keys(tree: Tree, name: str, namespace: str) -> set[str] | None:
+    """Keys of a Secret defined in the tree or produced by an ExternalSecret; None if unknown or absent."""
+    secret = tree.get("Secret", name, namespace)
+    if secret is not None:
+        return {*(secret.obj.get("data") or {}), *(secret.obj.get("stringData") or {})}
+    for external in tree.of_kind("ExternalSecret"):
+        target = external.spec.get("target") or {}
+        if external.namespace == namespace and (target.get("name") or external.name) == name:
+            if external.spec.get("dataFrom"):
+                return None  # keys come from the remote secret: unknowable offline
+            template = target.get("template") or {}
+            if template.get("data"):
+                return set(template["data"])
+            return {item.get("secretKey") for item in external.spec.get("data") or []}
+    return set()
+
+
+def _exists(tree: Tree, kind: str, name: str, namespace: str) -> bool:
+    if kind == "Secret":
+        return tree.get("Secret", name, namespace) is not None or any(
+            e.namespace == namespace and ((e.spec.get("target") or {}).get("name") or e.name) == name
+            for e in tree.of_kind("ExternalSecret")
+        )
+    return tree.get(kind, name, namespace) is not None
+
+
+def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | None, bool]]:
+    """(field, kind, name, key, optional) for every ConfigMap, Secret and ServiceAccount a pod uses."""
+    spec = pod_spec(workload)
+    base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
+    if spec.get("serviceAccountName"):
+        yield f"{base}.serviceAccountName", "ServiceAccount", spec["serviceAccountName"], None, False
+    for i, secret in enumerate(spec.get("imagePullSecrets") or []):
+        yield f"{base}.imagePullSecrets[{i}]", "Secret", secret.get("name"), None, False
+    for i, volume in enumerate(spec.get("volumes") or []):
+        if "configMap" in volume:
+            source = volume["configMap"]
+            yield (
+                f"{base}.volumes[{i}].configMap",
+                "ConfigMap",
+                source.get("name"),
+                None,
+                bool(source.get("optional")),
+            )
+        if "secret" in volume:
+            source = volume["secret"]
+            yield (
+                f"{base}.volumes[{i}].secret",
+                "Secret",
+                source.get("secretName"),
+                None,
+                bool(source.get("optional")),
+            )
+        for j, projected in enumerate((volume.get("projected") or {}).get("sources") or []):
+            for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
+                if key in projected:
+                    source = projected[key]
+                    field = f"{base}.volumes[{i}].projected.sources[{j}].{key}"
+                    yield field, kind, source.get("name"), None, bool(source.get("optional"))
+    for group in ("initContainers", "containers"):
+        for c, container in enumerate(spec.get(group) or []):
+            prefix = f"{base}.{group}[{c}]"
+            for e, env in enumerate(container.get("env") or []):
+                value_from = env.get("valueFrom") or {}
+                for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                    if key in value_from:
+                        ref = value_from[key]
+                        field = f"{prefix}.env[{e}].valueFrom.{key}"
+                        yield field, kind, ref.get("name"), ref.get("key"), bool(ref.get("optional"))
+            for e, env_from in enumerate(container.get("envFrom") or []):
+                for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                    if key in env_from:
+                        ref = env_from[key]
+                        yield (
+                            f"{prefix}.envFrom[{e}].{key}",
+                            kind,
+                            ref.get("name"),
+                            None,
+                            bool(ref.get("optional")),
+                        )
+
+
+def check_pod_references(tree: Tree) -> Iterator[Problem]:
+    for workload in tree:
+        if pod_template(workload) is None:
+            continue
+        namespace = workload.namespace
+        for field, kind, name, key, optional in _pod_references(workload):
+            if optional:
+                continue
+            if not _exists(tree, kind, str(name), namespace):
+                source = " (nor produced by an ExternalSecret)" if kind == "Secret" else ""
+                yield _problem(workload, field, f"{kind} {name} is not in this tree{source}")
+                continue
+            if key is None:
+                continue
+            if kind == "ConfigMap":
+                config_map = tree.one("ConfigMap", str(name), namespace)
+                keys: set[str] | None = {
+                    *(config_map.obj.get("data") or {}),
+                    *(config_map.obj.get("binaryData") or {}),
+                }
+            else:
+                keys = _secret_keys(tree, str(name), namespace)
+            if keys is not None and key not in keys:
+                yield _problem(workload, field, f"{kind} {name} has no key {key}")
+
+
+CHECKS = (check_namespaces, check_services, check_ingresses, check_targets, check_pod_references)
+
+
+def check_tree(tree: Tree) -> list[Problem]:
+    return [problem for check in CHECKS for problem in check(tree)]
