@@ -19,6 +19,11 @@ from misp_eks.validate.resources import (
 from misp_eks.validate.schemas import CLUSTER_SCOPED_CUSTOM
 
 
+def _lookup(tree: Tree, context: list[Tree]) -> Tree:
+    """The tree plus the trees of the Flux Kustomizations it depends on: all exist before it is applied."""
+    return Tree(path=tree.path, resources=[r for t in (tree, *context) for r in t])
+
+
 def _problem(resource: Resource, field: str, message: str) -> Problem:
     return Problem(resource.origin, message, obj=resource.ref, field=field)
 
@@ -187,7 +192,23 @@ def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | N
                         )
 
 
-def check_pod_references(tree: Tree) -> Iterator[Problem]:
+def check_volume_mounts(tree: Tree) -> Iterator[Problem]:
+    for workload in tree:
+        if pod_template(workload) is None:
+            continue
+        spec = pod_spec(workload)
+        base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
+        volumes = {v.get("name") for v in spec.get("volumes") or []}
+        for group in ("initContainers", "containers"):
+            for c, container in enumerate(spec.get(group) or []):
+                for m, mount in enumerate(container.get("volumeMounts") or []):
+                    if mount.get("name") not in volumes:
+                        yield _problem(
+                            workload, f"{base}.{group}[{c}].volumeMounts[{m}].name", f"no volume {mount.get('name')}"
+                        )
+
+
+def check_pod_references(tree: Tree, lookup: Tree) -> Iterator[Problem]:
     for workload in tree:
         if pod_template(workload) is None:
             continue
@@ -195,26 +216,33 @@ def check_pod_references(tree: Tree) -> Iterator[Problem]:
         for field, kind, name, key, optional in _pod_references(workload):
             if optional:
                 continue
-            if not _exists(tree, kind, str(name), namespace):
+            if not _exists(lookup, kind, str(name), namespace):
                 source = " (nor produced by an ExternalSecret)" if kind == "Secret" else ""
                 yield _problem(workload, field, f"{kind} {name} is not in this tree{source}")
                 continue
             if key is None:
                 continue
             if kind == "ConfigMap":
-                config_map = tree.one("ConfigMap", str(name), namespace)
+                config_map = lookup.one("ConfigMap", str(name), namespace)
                 keys: set[str] | None = {
                     *(config_map.obj.get("data") or {}),
                     *(config_map.obj.get("binaryData") or {}),
                 }
             else:
-                keys = _secret_keys(tree, str(name), namespace)
+                keys = _secret_keys(lookup, str(name), namespace)
             if keys is not None and key not in keys:
                 yield _problem(workload, field, f"{kind} {name} has no key {key}")
 
 
-CHECKS = (check_namespaces, check_services, check_ingresses, check_targets, check_pod_references)
-
-
-def check_tree(tree: Tree) -> list[Problem]:
-    return [problem for check in CHECKS for problem in check(tree)]
+def check_tree(tree: Tree, context: list[Tree] | None = None) -> list[Problem]:
+    """Everything in ``tree`` that would not fit together once applied; ``context`` holds the trees
+    of the Flux Kustomizations it depends on."""
+    lookup = _lookup(tree, context or [])
+    return [
+        *check_namespaces(tree),
+        *check_services(tree),
+        *check_ingresses(tree),
+        *check_targets(tree),
+        *check_volume_mounts(tree),
+        *check_pod_references(tree, lookup),
+    ]

@@ -165,8 +165,6 @@ class _Validator:
         kube = self.kube(env.kubernetes_version)
         for resource in result.tree:
             problems.extend(_schema_problems(resource, kube))
-        if item is not None:
-            problems.extend(references.check_tree(result.tree))
         return TreeReport(env.name, path, item, result.tree, problems, time.perf_counter() - started, via)
 
     def run(self) -> Report:
@@ -182,6 +180,7 @@ class _Validator:
         warm.result()
         self._applied_trees()
         self._bases(layout)
+        self._references()
         self._graphs()
         self.pool.shutdown()
         self.report.seconds = time.perf_counter() - started
@@ -242,6 +241,24 @@ class _Validator:
                 done.add(key)
                 futures.append(self.pool.submit(self.build, env, directory, None, variables, [], item.name))
         self.report.trees.extend(f.result() for f in futures)
+
+    def _references(self) -> None:
+        """Reference checks need the trees each tree depends on, so they run once all are built."""
+        for env_name, items in self.report.kustomizations.items():
+            by_key = {(k.namespace, k.name): k for k in items}
+            trees = {(t.kustomization.namespace, t.kustomization.name): t for t in self.report.applied_trees(env_name)}
+            for key, tree_report in trees.items():
+                seen: set[tuple[str, str]] = set()
+                pending = [key]
+                while pending:
+                    current = pending.pop()
+                    item = by_key.get(current)
+                    for name, namespace in item.depends_on if item else []:
+                        if (namespace, name) not in seen:
+                            seen.add((namespace, name))
+                            pending.append((namespace, name))
+                context = [trees[k].tree for k in seen if k in trees]
+                tree_report.problems.extend(references.check_tree(tree_report.tree, context))
 
     def _graphs(self) -> None:
         for env_name, items in self.report.kustomizations.items():

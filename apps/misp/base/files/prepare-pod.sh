@@ -1,0 +1,43 @@
+#!/bin/bash
+# Init container of every MISP pod (misp-core image, as root). Prepares two volumes that
+# misp-core's Kubernetes entrypoint (/kubernetes/entrypoint_fpm.sh) then uses:
+#   /prepared/supervisor  the image's /etc/supervisor/conf.d with this pod's role applied;
+#   /prepared/gnupg       MISP's one GPG key, imported from the misp-gpg Secret, so that
+#                         configure_misp.sh finds trustdb.gpg and generates no key of its own.
+# Usage: prepare-pod.sh web|workers
+set -euo pipefail
+
+role="${1:?usage: prepare-pod.sh web|workers}"
+upstream=/etc/supervisor/conf.d
+
+cp -a "$upstream/." /prepared/supervisor/
+case "$role" in
+  web)
+    # Web pods run no background workers and no scheduler: those run once, in the workers pod.
+    # The entrypoint's `supervisorctl start misp-workers:*` then finds no group and carries on.
+    echo "# Web pods run no MISP workers; see apps/misp/README.md." > /prepared/supervisor/50-workers.conf.kubernetes
+    ;;
+  workers)
+    # Let the web pods read the workers' status over XML-RPC (SimpleBackgroundJobs.supervisor_host);
+    # the misp-supervisor NetworkPolicy admits only MISP's web pods to this port.
+    grep -qx 'port=127.0.0.1:9001' "$upstream/10-supervisor.conf.kubernetes" ||
+      { echo "prepare-pod: unexpected upstream supervisor configuration; review this script" >&2; exit 1; }
+    sed 's/^port=127\.0\.0\.1:9001$/port=0.0.0.0:9001/' "$upstream/10-supervisor.conf.kubernetes" \
+      > /prepared/supervisor/10-supervisor.conf.kubernetes
+    ;;
+  *)
+    echo "prepare-pod: unknown role '$role' (expected web or workers)" >&2
+    exit 2
+    ;;
+esac
+
+export GNUPGHOME=/prepared/gnupg
+chmod 700 "$GNUPGHOME"
+gpg --batch --pinentry-mode loopback --passphrase-fd 3 --import /gpg/private_key 3<<<"$GPG_PASSPHRASE"
+fingerprint=$(gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }')
+[[ -n "$fingerprint" ]] || { echo "prepare-pod: the misp-gpg Secret holds no secret key" >&2; exit 1; }
+echo "${fingerprint}:6:" | gpg --batch --import-ownertrust
+gpgconf --kill all
+rm -f "$GNUPGHOME"/S.*
+chown -R 33:33 "$GNUPGHOME" # www-data, as misp-core expects
+echo "prepare-pod: $role pod prepared; GPG key $fingerprint"
