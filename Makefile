@@ -41,10 +41,10 @@ test: $(VENV)/.installed $(CHECKOV_VENV)/.installed servers
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/python -m pytest
 
 validate: $(VENV)/.installed
-	$(VENV)/bin/python scripts/validate
+	scripts/validate
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python scripts/bench
+	scripts/bench
 
 lock: $(VENV)/.installed
 	cd requirements && for f in main test checkov; do \

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from misp_eks.kustomize import kustomization_file
+from misp_eks.kustomize import KUSTOMIZATION_FILES, kustomization_file
 from misp_eks.problems import Problem, UserError
 from misp_eks.yamlio import load_mapping
 
@@ -43,7 +44,8 @@ def discover(root: Path) -> Layout:
         base = root / top
         if not base.is_dir():
             continue
-        for directory in sorted({p.parent for p in base.rglob("*") if p.is_file()} | {base}):
+        found = sorted(Path(d) for d, _, files in os.walk(base) if any(f in KUSTOMIZATION_FILES for f in files))
+        for directory in found:
             path = kustomization_file(directory)
             if path is None:
                 continue

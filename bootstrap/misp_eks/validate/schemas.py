@@ -12,14 +12,18 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from importlib import resources as importlib_resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -155,10 +159,19 @@ def _resource_models(module_name: str) -> Iterator[type[BaseModel]]:
                 yield value
 
 
-@cache
-def flux_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
-    """Strict validators for every Flux kind, keyed by (apiVersion, kind). Built once per process."""
-    validators = {}
+def _cache_file() -> Path | None:
+    """Where the generated Flux schemas are kept between runs, keyed by what they are made from."""
+    try:
+        versions = "-".join(metadata.version(name) for name in ("cloudcoil-models-fluxcd", "cloudcoil", "pydantic"))
+    except metadata.PackageNotFoundError:
+        return None
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "misp-eks"
+    return base / f"flux-schemas-{versions}-{digest}.json"
+
+
+def _generate_flux_schemas() -> dict[str, dict[str, Any]]:
+    schemas = {}
     for module_name in _FLUX_MODULES:
         for model in _resource_models(module_name):
             api_version = model.model_fields["api_version"].default
@@ -170,7 +183,42 @@ def flux_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
             # The status subresource is the controller's, never the repository's.
             schema["properties"].pop("status", None)
             schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata", "spec"})
-            validators[(api_version, kind)] = jsonschema.Draft202012Validator(schema)
+            schemas[f"{api_version} {kind}"] = schema
+    return schemas
+
+
+@cache
+def flux_schemas() -> dict[str, dict[str, Any]]:
+    """Strict JSON schemas of every Flux kind, keyed by ``"apiVersion kind"``.
+
+    Importing the cloudcoil models takes about a second, so the generated schemas are kept in the
+    user's cache directory, keyed by the package versions and this module's source.
+    """
+    path = _cache_file()
+    if path is not None and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    schemas = _generate_flux_schemas()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(schemas))
+            temporary.replace(path)
+        except OSError:
+            pass  # a read-only home: generate again next time
+    return schemas
+
+
+@cache
+def flux_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
+    """Strict validators for every Flux kind, keyed by (apiVersion, kind). Built once per process."""
+    validators = {}
+    for key, schema in flux_schemas().items():
+        api_version, kind = key.split(" ")
+        validators[(api_version, kind)] = jsonschema.Draft202012Validator(schema)
     return validators
 
 
