@@ -1,0 +1,204 @@
+"""MISP Dashboard: mandatory MISP login, its own Redis over TLS, one subscriber, gamification in git."""
+
+from __future__ import annotations
+
+import configparser
+import json
+from collections.abc import Iterator
+
+from misp_eks.naming import DASHBOARD_NAMESPACE, ZMQ_PORT
+from misp_eks.policies.common import EXAMPLE, applied, container, dig, environments, problem
+from misp_eks.policies.workloads import ingress_problems
+from misp_eks.problems import Problem
+from misp_eks.validate.resources import Resource, Tree, containers, pod_labels, pod_spec, selector_matches
+from misp_eks.validate.runner import Report
+
+DASHBOARD = "misp-dashboard"
+VERSION_FILE = "images/misp-dashboard/VERSION"
+TUNABLE_SECTIONS = {"CONTRIB", "Dashboard", "GEO"}
+RANKING_SECTIONS = {
+    "monthlyRanking",
+    "rankTitle",
+    "rankRequirementsPnts",
+    "rankRequirementsMisc",
+    "rankRequirementsText",
+    "HonorBadge",
+    "TrophyDifficulty",
+    "HonorTrophy",
+    "HonorTrophyCateg",
+    "additionalInfo",
+}
+# MISP's attribute categories as the dashboard names them (lower case, "_" for spaces).
+MISP_CATEGORIES = {
+    *("internal_reference", "targeting_data", "antivirus_detection", "payload_delivery", "artifacts_dropped"),
+    *("payload_installation", "persistence_mechanism", "network_activity", "payload_type", "attribution"),
+    *("external_analysis", "financial_fraud", "support_tool", "social_network", "person", "other"),
+}
+
+
+def _tree(report: Report, env: str) -> Tree | None:
+    return applied(report, env, DASHBOARD)
+
+
+def _env_config(tree: Tree) -> dict[str, str]:
+    for config_map in tree.of_kind("ConfigMap"):
+        if config_map.name.startswith("misp-dashboard-env"):
+            return {str(k): str(v) for k, v in (config_map.obj.get("data") or {}).items()}
+    return {}
+
+
+def _gamification(tree: Tree, key: str) -> str:
+    for config_map in tree.of_kind("ConfigMap"):
+        if config_map.name.startswith("misp-dashboard-gamification"):
+            return str((config_map.obj.get("data") or {}).get(key, ""))
+    return ""
+
+
+def _deployments(tree: Tree, component: str) -> list[Resource]:
+    return [d for d in tree.of_kind("Deployment") if pod_labels(d).get("app.kubernetes.io/component") == component]
+
+
+def authentication(report: Report) -> Iterator[Problem]:
+    """Login through this environment's MISP over HTTPS; nothing may switch it off."""
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        if tree is None:
+            yield Problem(f"clusters/{env.name}", f"no Flux Kustomization {DASHBOARD}")
+            continue
+        values = _env_config(tree)
+        if values.get("DASHBOARD_MISP_URL") != f"https://{EXAMPLE.misp_hostname}":
+            yield Problem(tree.path, "DASHBOARD_MISP_URL must be this environment's MISP over https")
+        for resource in tree.of_kind("Deployment"):
+            for item in containers(resource):
+                names = {e.get("name") for e in item.get("env") or []} | set(values)
+                for name in names:
+                    if any(word in str(name) for word in ("AUTH", "SSL_VERIFY", "COOKIE")):
+                        yield problem(resource, "spec.template.spec.containers", f"{name}: login is not configurable")
+        sections = _sections(_gamification(tree, "settings.cfg"))
+        if sections is None or sections - TUNABLE_SECTIONS:
+            yield Problem(tree.path, f"settings.cfg may hold only {sorted(TUNABLE_SECTIONS)}")
+
+
+def _sections(text: str) -> set[str] | None:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return None
+    return set(parser.sections())
+
+
+def redis_and_secrets(report: Report) -> Iterator[Problem]:
+    """Its own ElastiCache over TLS with AUTH; the session secret from Secrets Manager, same everywhere."""
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        if tree is None:
+            continue
+        values = _env_config(tree)
+        if values.get("DASHBOARD_REDIS_HOST") != EXAMPLE.dashboard_redis_endpoint:
+            yield Problem(tree.path, "the dashboard uses its own Redis (dashboard_redis_endpoint), never MISP's")
+        if values.get("DASHBOARD_REDIS_TLS") != "true":
+            yield Problem(tree.path, "DASHBOARD_REDIS_TLS must be true")
+        for resource in tree.of_kind("Deployment"):
+            for index, item in enumerate(pod_spec(resource).get("containers") or []):
+                refs = {dig(e, "secretRef", "name") for e in item.get("envFrom") or []}
+                for secret in ("misp-dashboard-app", "misp-dashboard-redis"):
+                    if secret not in refs:
+                        yield problem(resource, f"spec.template.spec.containers[{index}].envFrom", f"needs {secret}")
+
+
+def zeromq(report: Report) -> Iterator[Problem]:
+    """Exactly one subscriber and one dispatcher, connected to MISP's single publisher."""
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        if tree is None:
+            continue
+        if _env_config(tree).get("DASHBOARD_MISP_ZMQ_URL") != f"tcp://misp-zmq.misp.svc.cluster.local:{ZMQ_PORT}":
+            yield Problem(tree.path, "DASHBOARD_MISP_ZMQ_URL must be MISP's publisher, misp-zmq")
+        roles = [
+            arg
+            for d in tree.of_kind("Deployment")
+            for c in containers(d, include_init=False)
+            for arg in c.get("args") or []
+        ]
+        for role in ("subscriber", "dispatcher"):
+            if roles.count(role) != 1:
+                yield Problem(tree.path, f"{roles.count(role)} {role} containers: exactly one")
+        for resource in _deployments(tree, "zmq"):
+            if resource.spec.get("replicas") != 1 or dig(resource.spec, "strategy", "type") != "Recreate":
+                yield problem(resource, "spec", "one replica, Recreate: never two subscribers")
+
+
+def web(report: Report) -> Iterator[Problem]:
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        if tree is None:
+            continue
+        for resource in _deployments(tree, "web"):
+            minimum = 2 if env.settings.tier == "production" else 1
+            if (resource.spec.get("replicas") or 1) < minimum:
+                yield problem(resource, "spec.replicas", f"at least {minimum}")
+            spreads = pod_spec(resource).get("topologySpreadConstraints") or []
+            if not any(s.get("topologyKey") == "topology.kubernetes.io/zone" for s in spreads):
+                yield problem(resource, "spec.template.spec.topologySpreadConstraints", "spread over zones")
+            if not any(
+                selector_matches(p.spec.get("selector"), pod_labels(resource))
+                for p in tree.of_kind("PodDisruptionBudget")
+            ):
+                yield problem(resource, "", "needs a PodDisruptionBudget")
+            found = container(resource, "web")
+            if found is not None:
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    if dig(found[1], probe, "httpGet", "path") != "/healthz":
+                        yield problem(resource, f"spec.template.spec.containers[{found[0]}].{probe}", "probe /healthz")
+        ingress = tree.get("Ingress", DASHBOARD, DASHBOARD_NAMESPACE)
+        if ingress is None:
+            yield Problem(tree.path, "no Ingress for the dashboard")
+        else:
+            yield from ingress_problems(
+                ingress, EXAMPLE.dashboard_hostname, EXAMPLE.dashboard_certificate_arn, "/healthz"
+            )
+
+
+def gamification(report: Report) -> Iterator[Problem]:
+    """ranking.cfg complete and coherent: known categories, trophy shares adding up to 100."""
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        if tree is None:
+            continue
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(_gamification(tree, "ranking.cfg"))
+        except configparser.Error as error:
+            yield Problem(tree.path, f"ranking.cfg: {error}")
+            continue
+        if missing := RANKING_SECTIONS - set(parser.sections()):
+            yield Problem(tree.path, f"ranking.cfg lacks {sorted(missing)}")
+            continue
+        shown = json.loads(parser["monthlyRanking"]["categories_in_datatable"])
+        points = dict(json.loads(parser["monthlyRanking"]["pnts_per_contribution"]))
+        trophies = json.loads(parser["HonorTrophyCateg"]["categ"])
+        for name in {*shown, *points, *trophies} - MISP_CATEGORIES:
+            yield Problem(tree.path, f"ranking.cfg: {name} is not a MISP category")
+        mapping = json.loads(parser["TrophyDifficulty"]["trophyMapping"])
+        tiers = len(parser["HonorTrophy"]) - 1  # tier 0 is "no trophy"
+        if len(mapping) != tiers - 1 or sum(mapping) != 100:
+            yield Problem(tree.path, f"ranking.cfg: trophyMapping needs {tiers - 1} shares adding up to 100")
+
+
+def image_matches_build(report: Report) -> Iterator[Problem]:
+    """The overlays run the image that images/misp-dashboard/VERSION says the workflow builds."""
+    path = report.root / VERSION_FILE
+    version = path.read_text(encoding="utf-8").strip() if path.is_file() else None
+    for env in environments(report):
+        tree = _tree(report, env.name)
+        for resource in tree.of_kind("Deployment") if tree else []:
+            for item in containers(resource):
+                tag = str(item.get("image", "")).rpartition(":")[2]
+                if tag != version:
+                    yield problem(
+                        resource, "spec.template.spec.containers", f"image tag {tag}, but {VERSION_FILE} is {version}"
+                    )
+
+
+POLICIES = (authentication, redis_and_secrets, zeromq, web, gamification, image_matches_build)

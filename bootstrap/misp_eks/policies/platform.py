@@ -1,0 +1,376 @@
+"""The platform every environment promises: a multi-AZ cluster, one identity model, the controllers."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+from misp_eks.eksctl import ClusterConfig, PodIdentityAssociation
+from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, availability_problems
+from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
+from misp_eks.policies.common import EXAMPLE, applied, dig, environments, everything, helm_values, problem
+from misp_eks.problems import Problem
+from misp_eks.validate.flux import FluxKustomization
+from misp_eks.validate.runner import Report
+
+# Amazon EKS Kubernetes version calendar (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html):
+# the versions in standard support from December 2026 (1.34's ended on 2026-12-02).
+EKS_STANDARD_SUPPORT = ("1.35", "1.36")
+REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent")
+REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+
+# Every workload that calls AWS, with the HelmRelease that runs it (None: an application) and where
+# that chart takes its service account's name.
+IDENTITIES: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {
+    ("kube-system", "aws-load-balancer-controller"): ("aws-load-balancer-controller", ("serviceAccount", "name")),
+    ("kube-system", "external-dns"): ("external-dns", ("serviceAccount", "name")),
+    ("external-secrets", "external-secrets"): ("external-secrets", ("serviceAccount", "name")),
+    ("kube-system", "cluster-autoscaler"): ("cluster-autoscaler", ("rbac", "serviceAccount", "name")),
+    (MISP_NAMESPACE, "misp"): (None, ()),
+}
+READ_ONLY_SECRETS_ACTIONS = frozenset(
+    {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:ListSecretVersionIds",
+        "secretsmanager:GetResourcePolicy",
+    }
+)
+
+
+def _cluster_problem(env: Environment, field: str, message: str) -> Problem:
+    return Problem(f"{CLUSTERS_DIR}/{env.name}/{CLUSTER_FILE}", message, obj="ClusterConfig", field=field)
+
+
+def cluster_high_availability(report: Report) -> Iterator[Problem]:
+    """Three zones, a NAT gateway per zone, private encrypted IMDSv2-only nodes in every zone."""
+    for env in environments(report):
+        yield from availability_problems(env)
+        cluster = env.cluster
+        if env.settings.tier != "production" and cluster.vpc.nat.gateway != "HighlyAvailable":  # production: above
+            yield _cluster_problem(env, "vpc.nat.gateway", "needs HighlyAvailable: one NAT gateway per zone")
+        covered = {zone for group in cluster.managedNodeGroups for zone in group.availabilityZones}
+        if missing := sorted(set(cluster.availabilityZones) - covered):
+            yield _cluster_problem(env, "managedNodeGroups", f"no node group in {', '.join(missing)}")
+        for index, group in enumerate(cluster.managedNodeGroups):
+            field = f"managedNodeGroups[{index}]"
+            if group.volumeEncrypted is not True:
+                yield _cluster_problem(env, f"{field}.volumeEncrypted", "node volumes must be encrypted")
+            if group.disableIMDSv1 is False:
+                yield _cluster_problem(env, f"{field}.disableIMDSv1", "nodes must require IMDSv2")
+            if group.disablePodIMDS is not True:
+                yield _cluster_problem(env, f"{field}.disablePodIMDS", "pods must not reach the node's metadata")
+
+
+def _association_problems(env: Environment, index: int, item: PodIdentityAssociation) -> Iterator[Problem]:
+    field = f"iam.podIdentityAssociations[{index}]"
+    key = (item.namespace, item.serviceAccountName)
+    statements = item.permissionPolicy.Statement if item.permissionPolicy else []
+    if key == ("kube-system", "aws-load-balancer-controller"):
+        if not (item.wellKnownPolicies and item.wellKnownPolicies.awsLoadBalancerController):
+            yield _cluster_problem(env, field, "the load balancer controller uses eksctl's maintained policy")
+    elif key == ("kube-system", "external-dns"):
+        zone = f"arn:aws:route53:::hostedzone/{EXAMPLE.hosted_zone_id}"
+        for s, statement in enumerate(statements):
+            if "route53:ChangeResourceRecordSets" in statement.actions() and statement.resources() != [zone]:
+                yield _cluster_problem(
+                    env,
+                    f"{field}.permissionPolicy.Statement[{s}].Resource",
+                    "external-dns may change only its own zone",
+                )
+    elif key == ("external-secrets", "external-secrets"):
+        prefix = f"arn:aws:secretsmanager:{env.region}:{EXAMPLE.aws_account_id}:secret:{EXAMPLE.secrets_prefix}/*"
+        for s, statement in enumerate(statements):
+            if set(statement.actions()) - READ_ONLY_SECRETS_ACTIONS:
+                yield _cluster_problem(env, f"{field}.permissionPolicy.Statement[{s}].Action", "read-only, please")
+            if statement.resources() != [prefix]:
+                yield _cluster_problem(
+                    env, f"{field}.permissionPolicy.Statement[{s}].Resource", f"only {prefix} (this environment)"
+                )
+    elif key == ("kube-system", "cluster-autoscaler"):
+        for s, statement in enumerate(statements):
+            scaling = {"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
+            if scaling & set(statement.actions()):
+                tags = dig(statement.Condition, "StringEquals") or {}
+                if f"autoscaling:ResourceTag/k8s.io/cluster-autoscaler/{env.cluster_name}" not in tags:
+                    yield _cluster_problem(
+                        env, f"{field}.permissionPolicy.Statement[{s}].Condition", "scale only this cluster's groups"
+                    )
+    elif key == (MISP_NAMESPACE, "misp"):
+        bucket = f"arn:aws:s3:::{EXAMPLE.attachments_bucket}"
+        for s, statement in enumerate(statements):
+            if any(not r.startswith(bucket) for r in statement.resources()):
+                yield _cluster_problem(
+                    env, f"{field}.permissionPolicy.Statement[{s}].Resource", "MISP reaches its bucket only"
+                )
+
+
+def identity_model(report: Report) -> Iterator[Problem]:
+    """EKS Pod Identity for every workload that calls AWS, each with a least-privilege role."""
+    for env in environments(report):
+        cluster = env.cluster
+        if cluster.iam.withOIDC:
+            yield _cluster_problem(env, "iam.withOIDC", "one identity model: Pod Identity, so no IRSA provider")
+        if cluster.addon("eks-pod-identity-agent") is None:
+            yield _cluster_problem(env, "addons", "Pod Identity needs the eks-pod-identity-agent add-on")
+        associations = {(a.namespace, a.serviceAccountName): a for a in cluster.iam.podIdentityAssociations}
+        for key in IDENTITIES:
+            if key not in associations:
+                yield _cluster_problem(
+                    env, "iam.podIdentityAssociations", f"no association for service account {key[0]}/{key[1]}"
+                )
+        for index, item in enumerate(cluster.iam.podIdentityAssociations):
+            yield from _association_problems(env, index, item)
+        controllers = applied(report, env.name, "infra-controllers")
+        for (namespace, account), (release_name, path) in IDENTITIES.items():
+            if release_name is None or controllers is None:
+                continue
+            release = controllers.get("HelmRelease", release_name)
+            if release is None:
+                yield Problem(f"{CLUSTERS_DIR}/{env.name}", f"no HelmRelease {release_name} in infra-controllers")
+                continue
+            if release.spec.get("targetNamespace") != namespace or dig(helm_values(release), *path) != account:
+                yield problem(
+                    release,
+                    "spec.values." + ".".join(path),
+                    f"must be {namespace}/{account}, as cluster.yaml associates",
+                )
+
+
+def cluster_settings(report: Report) -> Iterator[Problem]:
+    """Add-ons, network policy enforcement, control-plane logs, secret encryption, version, tags."""
+    for env in environments(report):
+        cluster = env.cluster
+        for name in REQUIRED_ADDONS:
+            if cluster.addon(name) is None:
+                yield _cluster_problem(env, "addons", f"needs the {name} add-on")
+        vpc_cni = cluster.addon("vpc-cni")
+        values = json.loads(vpc_cni.configurationValues or "{}") if vpc_cni else {}
+        if values.get("enableNetworkPolicy") != "true":
+            yield _cluster_problem(
+                env, "addons[vpc-cni].configurationValues", 'NetworkPolicies need {"enableNetworkPolicy": "true"}'
+            )
+        logging = cluster.cloudWatch.clusterLogging if cluster.cloudWatch else None
+        if logging is None or not set(REQUIRED_LOG_TYPES) <= set(logging.enableTypes):
+            yield _cluster_problem(env, "cloudWatch.clusterLogging.enableTypes", "needs api, audit and authenticator")
+        elif logging.logRetentionInDays is None:
+            yield _cluster_problem(env, "cloudWatch.clusterLogging.logRetentionInDays", "set a retention")
+        if cluster.secretsEncryption is None:
+            yield _cluster_problem(env, "secretsEncryption", "Kubernetes Secrets need envelope encryption with KMS")
+        if cluster.metadata.version not in EKS_STANDARD_SUPPORT:
+            yield _cluster_problem(
+                env, "metadata.version", f"use a version in EKS standard support ({', '.join(EKS_STANDARD_SUPPORT)})"
+            )
+        if not cluster.metadata.tags:
+            yield _cluster_problem(env, "metadata.tags", "tag what eksctl creates")
+
+
+def _shape(cluster: ClusterConfig) -> dict[str, object]:
+    return {
+        "zones": len(cluster.availabilityZones),
+        "nat": cluster.vpc.nat.gateway,
+        "node groups": sorted((len(g.availabilityZones), g.privateNetworking) for g in cluster.managedNodeGroups),
+        "add-ons": sorted(a.name for a in cluster.addons),
+        "identities": sorted((a.namespace, a.serviceAccountName) for a in cluster.iam.podIdentityAssociations),
+        "logs": sorted(cluster.cloudWatch.clusterLogging.enableTypes) if cluster.cloudWatch else [],
+        "version": cluster.metadata.version,
+    }
+
+
+def same_shape(report: Report) -> Iterator[Problem]:
+    """Every environment is prod's shape; only sizes differ."""
+    envs = environments(report)
+    reference = next((e for e in envs if e.settings.tier == "production"), None)
+    if reference is None:
+        yield Problem(CLUSTERS_DIR, "no environment has tier: production")
+        return
+    expected = _shape(reference.cluster)
+    for env in envs:
+        actual = _shape(env.cluster)
+        for key, value in expected.items():
+            if actual[key] != value:
+                yield _cluster_problem(env, key, f"differs from {reference.name}: {actual[key]} instead of {value}")
+
+
+FLUX_CHAIN = (
+    ("infra-controllers", ()),
+    ("infra-configs", ("infra-controllers",)),
+)
+
+
+def _depends(items: dict[str, FluxKustomization], name: str) -> set[str]:
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = items.get(pending.pop())
+        for dep, _ in current.depends_on if current else []:
+            if dep not in seen:
+                seen.add(dep)
+                pending.append(dep)
+    return seen
+
+
+def flux_entry_points(report: Report) -> Iterator[Problem]:
+    """infra-controllers, then infra-configs, then the apps; each waits, retries, times out and prunes."""
+    for env_name, kustomizations in sorted(report.kustomizations.items()):
+        items = {k.name: k for k in kustomizations}
+        for name, deps in FLUX_CHAIN:
+            item = items.get(name)
+            if item is None:
+                yield Problem(f"{CLUSTERS_DIR}/{env_name}", f"no Flux Kustomization {name}")
+            elif [d for d, _ in item.depends_on] != list(deps):
+                yield Problem(item.origin, f"must depend on {list(deps)}", obj=item.ref, field="spec.dependsOn")
+        for item in kustomizations:
+            if item.name == "flux-system":
+                continue
+            for key in ("interval", "retryInterval", "timeout"):
+                if not item.spec.get(key):
+                    yield Problem(item.origin, "must be set", obj=item.ref, field=f"spec.{key}")
+            for key in ("wait", "prune"):
+                if item.spec.get(key) is not True:
+                    yield Problem(item.origin, "must be true", obj=item.ref, field=f"spec.{key}")
+            if not any(s.name == "cluster-vars" for s in item.var_sources):
+                yield Problem(
+                    item.origin, "must read cluster-vars", obj=item.ref, field="spec.postBuild.substituteFrom"
+                )
+            if item.path.startswith("apps/") and "infra-configs" not in _depends(items, item.name):
+                yield Problem(item.origin, "apps depend on the infrastructure", obj=item.ref, field="spec.dependsOn")
+            if env_name not in item.path.split("/"):
+                yield Problem(item.origin, f"must apply an overlay of {env_name}", obj=item.ref, field="spec.path")
+
+
+REQUIRED_RELEASES = (
+    "aws-load-balancer-controller",
+    "external-dns",
+    "external-secrets",
+    "metrics-server",
+    "cluster-autoscaler",
+)
+
+
+def helm_releases(report: Report) -> Iterator[Problem]:
+    """Every controller present, drift-corrected, retried on failure, with its CRDs kept current."""
+    for env in environments(report):
+        controllers = applied(report, env.name, "infra-controllers")
+        if controllers is None:
+            yield Problem(f"{CLUSTERS_DIR}/{env.name}", "no infra-controllers tree")
+            continue
+        for name in REQUIRED_RELEASES:
+            if controllers.get("HelmRelease", name) is None:
+                yield Problem(f"{CLUSTERS_DIR}/{env.name}", f"infra-controllers has no HelmRelease {name}")
+        for release in everything(report, env.name).of_kind("HelmRelease"):
+            spec = release.spec
+            if dig(spec, "driftDetection", "mode") != "enabled":
+                yield problem(release, "spec.driftDetection.mode", "must be enabled")
+            for action in ("install", "upgrade"):
+                if dig(spec, action, "strategy", "name") != "RetryOnFailure":
+                    yield problem(release, f"spec.{action}.strategy.name", "must be RetryOnFailure")
+                if dig(spec, action, "crds") != "CreateReplace":
+                    yield problem(release, f"spec.{action}.crds", "must be CreateReplace")
+            source = (report.root / release.origin).read_text(encoding="utf-8")
+            if not re.search(r"https://github\.com/\S+/values\.yaml", source):
+                yield problem(release, "spec.values", "link the chart's default values.yaml in a comment")
+
+
+def controller_values(report: Report) -> Iterator[Problem]:
+    """The values that make each controller work here, and work highly available."""
+    for env in environments(report):
+        controllers = applied(report, env.name, "infra-controllers")
+        if controllers is None:
+            continue
+        production = env.settings.tier == "production"
+        lbc = controllers.get("HelmRelease", "aws-load-balancer-controller")
+        if lbc is not None:
+            values = helm_values(lbc)
+            expected = {"clusterName": EXAMPLE.cluster_name, "region": EXAMPLE.aws_region, "vpcId": EXAMPLE.vpc_id}
+            for key, value in expected.items():
+                if values.get(key) != value:
+                    yield problem(lbc, f"spec.values.{key}", "must come from cluster-vars")
+            if (values.get("replicaCount") or 0) < 2 or not values.get("podDisruptionBudget"):
+                yield problem(lbc, "spec.values.replicaCount", "two replicas with a PodDisruptionBudget")
+            if not any(
+                t.get("topologyKey") == "topology.kubernetes.io/zone"
+                for t in values.get("topologySpreadConstraints") or []
+            ):
+                yield problem(lbc, "spec.values.topologySpreadConstraints", "spread the replicas over zones")
+        dns = controllers.get("HelmRelease", "external-dns")
+        if dns is not None:
+            values = helm_values(dns)
+            if "policy" not in values or (production and values["policy"] != "upsert-only"):
+                yield problem(dns, "spec.values.policy", "explicit, and upsert-only in production")
+            if values.get("txtOwnerId") != EXAMPLE.cluster_name:
+                yield problem(dns, "spec.values.txtOwnerId", "must be the cluster's name")
+            if values.get("domainFilters") != [EXAMPLE.domain]:
+                yield problem(dns, "spec.values.domainFilters", "only this environment's zone")
+            env_vars = {e.get("name"): e.get("value") for e in values.get("env") or []}
+            if env_vars.get("AWS_DEFAULT_REGION") != EXAMPLE.aws_region:
+                yield problem(dns, "spec.values.env", "the chart takes the region only as AWS_DEFAULT_REGION")
+            for ignored in ("region", "aws", "clusterName"):
+                if ignored in values:
+                    yield problem(dns, f"spec.values.{ignored}", "the chart ignores this key silently")
+            if f"--zone-id-filter={EXAMPLE.hosted_zone_id}" not in (values.get("extraArgs") or []):
+                yield problem(dns, "spec.values.extraArgs", "needs --zone-id-filter with the hosted zone id")
+        autoscaler = controllers.get("HelmRelease", "cluster-autoscaler")
+        if autoscaler is not None:
+            values = helm_values(autoscaler)
+            if dig(values, "autoDiscovery", "clusterName") != EXAMPLE.cluster_name:
+                yield problem(autoscaler, "spec.values.autoDiscovery.clusterName", "must be the cluster's name")
+            tag = str(dig(values, "image", "tag") or "")
+            if not tag.startswith(f"v{env.kubernetes_version}."):
+                yield problem(autoscaler, "spec.values.image.tag", f"must be a {env.kubernetes_version} release")
+        metrics = controllers.get("HelmRelease", "metrics-server")
+        if metrics is not None and (helm_values(metrics).get("replicas") or 1) < 2:
+            yield problem(metrics, "spec.values.replicas", "two replicas: the HPAs depend on it")
+
+
+APP_NAMESPACES = {MISP_NAMESPACE: "baseline", DASHBOARD_NAMESPACE: "restricted"}
+
+
+def namespaces_and_network(report: Report) -> Iterator[Problem]:
+    """App namespaces with Pod Security levels, default-deny and DNS-only baselines; the secret store."""
+    for env in environments(report):
+        configs = applied(report, env.name, "infra-configs")
+        if configs is None:
+            yield Problem(f"{CLUSTERS_DIR}/{env.name}", "no infra-configs tree")
+            continue
+        for name, level in APP_NAMESPACES.items():
+            namespace = configs.get("Namespace", name)
+            if namespace is None:
+                yield Problem(f"{CLUSTERS_DIR}/{env.name}", f"infra-configs has no Namespace {name}")
+                continue
+            if namespace.labels.get("pod-security.kubernetes.io/enforce") != level:
+                yield problem(namespace, "metadata.labels", f"enforce Pod Security level {level}")
+            deny = configs.get("NetworkPolicy", "default-deny", name)
+            if (
+                deny is None
+                or deny.spec.get("podSelector")
+                or sorted(deny.spec.get("policyTypes") or [])
+                != [
+                    "Egress",
+                    "Ingress",
+                ]
+            ):
+                yield problem(namespace, "", "needs a default-deny NetworkPolicy for ingress and egress")
+        store = configs.get("ClusterSecretStore", "aws-secrets-manager")
+        if store is None:
+            yield Problem(f"{CLUSTERS_DIR}/{env.name}", "infra-configs has no ClusterSecretStore aws-secrets-manager")
+        else:
+            aws = dig(store.spec, "provider", "aws") or {}
+            if aws.get("service") != "SecretsManager" or aws.get("region") != EXAMPLE.aws_region:
+                yield problem(store, "spec.provider.aws", "Secrets Manager in this environment's region")
+            allowed = {n for c in store.spec.get("conditions") or [] for n in c.get("namespaces") or []}
+            if not store.spec.get("conditions") or allowed - set(APP_NAMESPACES):
+                yield problem(store, "spec.conditions", "only the application namespaces may use the store")
+
+
+POLICIES = (
+    cluster_high_availability,
+    identity_model,
+    cluster_settings,
+    same_shape,
+    flux_entry_points,
+    helm_releases,
+    controller_values,
+    namespaces_and_network,
+)
