@@ -241,4 +241,57 @@ def modules(report: Report) -> Iterator[Problem]:
             yield problem(resource, "spec.replicas", "at least two in production")
 
 
-POLICIES = (stages, one_worker_tier, web_tier, identity_and_environment, hook_and_zeromq, ingress, modules)
+# Who may open a connection to each kind of MISP pod: (namespace or None for misp, pod labels, port).
+ALLOWED_INGRESS: dict[str, set[tuple[str | None, tuple[tuple[str, str], ...], int]]] = {
+    "web": {("vpc", (), 8080)},
+    "workers": {
+        (
+            "misp-dashboard",
+            (("app.kubernetes.io/component", "zmq"), ("app.kubernetes.io/name", "misp-dashboard")),
+            ZMQ_PORT,
+        ),
+        (None, (("app.kubernetes.io/component", "web"), ("app.kubernetes.io/name", "misp")), 9001),
+    },
+    "modules": {(None, (("app.kubernetes.io/name", "misp"),), 6666)},
+}
+
+
+def _peers(rule: dict[str, object]) -> set[tuple[str | None, tuple[tuple[str, str], ...], int]]:
+    found = set()
+    ports = [int(p.get("port", 0)) for p in rule.get("ports") or []]  # type: ignore[union-attr]
+    for peer in rule.get("from") or []:  # type: ignore[union-attr]
+        if dig(peer, "ipBlock", "cidr") == EXAMPLE.vpc_cidr:
+            source: str | None = "vpc"
+        else:
+            source = dig(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")
+        labels = tuple(sorted((dig(peer, "podSelector", "matchLabels") or {}).items()))
+        found |= {(source, labels, port) for port in ports}
+    return found
+
+
+def network(report: Report) -> Iterator[Problem]:
+    """Only the load balancer reaches the web pods, only the dashboard the publisher, only MISP the modules."""
+    for env in environments(report):
+        policies = [p for t in _trees(report, env.name).values() if t for p in t.of_kind("NetworkPolicy")]
+        pods = [d for t in _trees(report, env.name).values() if t for d in t.of_kind("Deployment")]
+        for pod in pods:
+            role = str(pod_labels(pod).get("app.kubernetes.io/component"))
+            if role not in ALLOWED_INGRESS:
+                continue
+            allowed: set[tuple[str | None, tuple[tuple[str, str], ...], int]] = set()
+            for policy in policies:
+                if "Ingress" in (policy.spec.get("policyTypes") or []) and selector_matches(
+                    policy.spec.get("podSelector"), pod_labels(pod)
+                ):
+                    for rule in policy.spec.get("ingress") or []:
+                        allowed |= _peers(rule)
+            if allowed != ALLOWED_INGRESS[role]:
+                yield problem(
+                    pod,
+                    "",
+                    f"NetworkPolicies admit {sorted(allowed, key=str)}; "
+                    f"expected {sorted(ALLOWED_INGRESS[role], key=str)}",
+                )
+
+
+POLICIES = (network, stages, one_worker_tier, web_tier, identity_and_environment, hook_and_zeromq, ingress, modules)
