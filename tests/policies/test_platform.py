@@ -1,0 +1,224 @@
+"""Each platform rule catches its violation (clusters/*/cluster.yaml, Flux entry points, controllers)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from misp_eks.policies import platform
+from tests.policies.conftest import assert_finds, cluster, obj
+
+
+def _association(data, service_account):
+    return next(a for a in data["iam"]["podIdentityAssociations"] if a["serviceAccountName"] == service_account)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda d: d.update(
+                availabilityZones=d["availabilityZones"][:2], managedNodeGroups=d["managedNodeGroups"][:2]
+            ),
+            ("availabilityZones", "3 distinct zones"),
+        ),
+        (lambda d: d["managedNodeGroups"][0].update(privateNetworking=False), ("privateNetworking",)),
+        (lambda d: d["managedNodeGroups"][1].update(volumeEncrypted=False), ("managedNodeGroups[1].volumeEncrypted",)),
+        (lambda d: d["managedNodeGroups"][2].update(disablePodIMDS=False), ("disablePodIMDS",)),
+        (lambda d: d["managedNodeGroups"][0].update(disableIMDSv1=False), ("disableIMDSv1", "IMDSv2")),
+        (lambda d: d["vpc"]["nat"].update(gateway="Single"), ("vpc.nat.gateway", "HighlyAvailable")),
+        (lambda d: d.update(managedNodeGroups=d["managedNodeGroups"][:2]), ("managedNodeGroups", "no node group in")),
+    ],
+)
+def test_high_availability(report, change, fragments):
+    cluster(report, "prod", change)
+    assert_finds(platform.cluster_high_availability(report), "clusters/prod/cluster.yaml", *fragments)
+
+
+def test_staging_needs_ha_nat_too(report):
+    cluster(report, "staging", lambda d: d["vpc"]["nat"].update(gateway="Single"))
+    assert_finds(platform.cluster_high_availability(report), "clusters/staging/cluster.yaml", "vpc.nat.gateway")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (lambda d: d["iam"].update(withOIDC=True), ("iam.withOIDC",)),
+        (lambda d: d.update(addons=[a for a in d["addons"] if a["name"] != "eks-pod-identity-agent"]), ("agent",)),
+        (
+            lambda d: d["iam"].update(
+                podIdentityAssociations=[
+                    a for a in d["iam"]["podIdentityAssociations"] if a["serviceAccountName"] != "external-dns"
+                ]
+            ),
+            ("no association", "kube-system/external-dns"),
+        ),
+        (
+            lambda d: _association(d, "external-dns")["permissionPolicy"]["Statement"][0].update(
+                Resource="arn:aws:route53:::hostedzone/*"
+            ),
+            ("only its own zone",),
+        ),
+        (
+            lambda d: _association(d, "external-secrets")["permissionPolicy"]["Statement"][0]["Action"].append(
+                "secretsmanager:PutSecretValue"
+            ),
+            ("read-only",),
+        ),
+        (
+            lambda d: _association(d, "external-secrets")["permissionPolicy"]["Statement"][0].update(Resource="*"),
+            ("this environment",),
+        ),
+        (
+            lambda d: _association(d, "cluster-autoscaler")["permissionPolicy"]["Statement"][1].pop("Condition"),
+            ("this cluster's groups",),
+        ),
+        (
+            lambda d: _association(d, "misp")["permissionPolicy"]["Statement"][0].update(Resource="arn:aws:s3:::*"),
+            ("its bucket only",),
+        ),
+        (
+            lambda d: _association(d, "aws-load-balancer-controller").update(wellKnownPolicies={"externalDNS": True}),
+            ("maintained policy",),
+        ),
+    ],
+)
+def test_identity_model(report, change, fragments):
+    cluster(report, "prod", change)
+    assert_finds(platform.identity_model(report), "clusters/prod/cluster.yaml", *fragments)
+
+
+def test_chart_service_account_must_match_association(report):
+    obj(report, "prod", "infra-controllers", "HelmRelease", "external-dns")["spec"]["values"]["serviceAccount"][
+        "name"
+    ] = "dns"
+    assert_finds(platform.identity_model(report), "HelmRelease flux-system/external-dns", "serviceAccount.name")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (lambda d: d.update(addons=[a for a in d["addons"] if a["name"] != "coredns"]), ("coredns",)),
+        (lambda d: d["addons"][0].pop("configurationValues"), ("enableNetworkPolicy",)),
+        (lambda d: d["cloudWatch"]["clusterLogging"].update(enableTypes=["api"]), ("enableTypes",)),
+        (lambda d: d["cloudWatch"]["clusterLogging"].pop("logRetentionInDays"), ("logRetentionInDays",)),
+        (lambda d: d.pop("secretsEncryption"), ("secretsEncryption",)),
+        (lambda d: d["metadata"].update(version="1.33"), ("metadata.version", "standard support")),
+        (lambda d: d["metadata"].update(tags={}), ("metadata.tags",)),
+    ],
+)
+def test_cluster_settings(report, change, fragments):
+    cluster(report, "prod", change)
+    assert_finds(platform.cluster_settings(report), "clusters/prod/cluster.yaml", *fragments)
+
+
+def test_staging_keeps_the_shape_of_prod(report):
+    cluster(report, "staging", lambda d: d.update(addons=d["addons"][:3]))
+    assert_finds(platform.same_shape(report), "clusters/staging/cluster.yaml", "add-ons", "differs from prod")
+
+
+def _kustomization(report, env, name):
+    return next(k for k in report.kustomizations[env] if k.name == name)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "fragments"),
+    [
+        ("infra-configs", lambda s: s.pop("dependsOn"), ("spec.dependsOn", "infra-controllers")),
+        ("misp-web", lambda s: s.update(wait=False), ("spec.wait", "must be true")),
+        ("misp-web", lambda s: s.update(prune=False), ("spec.prune",)),
+        ("infra-controllers", lambda s: s.pop("retryInterval"), ("spec.retryInterval",)),
+        ("misp-dashboard", lambda s: s.pop("timeout"), ("spec.timeout",)),
+        ("infra-configs", lambda s: s.pop("postBuild"), ("cluster-vars",)),
+        ("misp-database", lambda s: s.update(dependsOn=[]), ("apps depend on the infrastructure",)),
+    ],
+)
+def test_flux_entry_points(report, name, change, fragments):
+    change(_kustomization(report, "prod", name).spec)
+    assert_finds(platform.flux_entry_points(report), "clusters/prod", *fragments)
+
+
+def test_flux_entry_point_must_apply_its_own_environment(report):
+    item = _kustomization(report, "prod", "misp-web")
+    report.kustomizations["prod"] = [
+        k if k is not item else type(k)(k.env, k.name, k.namespace, "apps/misp/staging/web", k.origin, k.spec)
+        for k in report.kustomizations["prod"]
+    ]
+    assert_finds(platform.flux_entry_points(report), "spec.path", "overlay of prod")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (lambda s: s.pop("driftDetection"), ("spec.driftDetection.mode",)),
+        (lambda s: s["install"].pop("strategy"), ("spec.install.strategy.name", "RetryOnFailure")),
+        (lambda s: s["upgrade"].update(crds="Skip"), ("spec.upgrade.crds", "CreateReplace")),
+    ],
+)
+def test_helm_release_policy(report, change, fragments):
+    change(obj(report, "prod", "infra-controllers", "HelmRelease", "metrics-server")["spec"])
+    assert_finds(platform.helm_releases(report), "HelmRelease flux-system/metrics-server", *fragments)
+
+
+def test_every_controller_is_installed(report):
+    tree = report.applied("prod", "infra-controllers")
+    tree.resources = [r for r in tree.resources if r.name != "cluster-autoscaler"]
+    assert_finds(platform.helm_releases(report), "no HelmRelease cluster-autoscaler")
+
+
+def test_releases_link_their_default_values(report, tmp_path):
+    shutil.copytree(report.root / "infrastructure", tmp_path / "infrastructure")
+    source = tmp_path / "infrastructure/controllers/base/metrics-server.yaml"
+    source.write_text(source.read_text().replace("values.yaml", "values"))
+    report.root = tmp_path
+    assert_finds(platform.helm_releases(report), "HelmRelease flux-system/metrics-server", "default values.yaml")
+
+
+@pytest.mark.parametrize(
+    ("release", "change", "fragments"),
+    [
+        ("aws-load-balancer-controller", lambda v: v.update(replicaCount=1), ("two replicas",)),
+        ("aws-load-balancer-controller", lambda v: v.update(clusterName="other"), ("clusterName", "cluster-vars")),
+        ("aws-load-balancer-controller", lambda v: v.pop("topologySpreadConstraints"), ("over zones",)),
+        ("external-dns", lambda v: v.update(policy="sync"), ("spec.values.policy", "upsert-only")),
+        ("external-dns", lambda v: v.pop("policy"), ("spec.values.policy", "explicit")),
+        ("external-dns", lambda v: v.update(txtOwnerId="x"), ("txtOwnerId",)),
+        ("external-dns", lambda v: v.update(region="eu-west-1"), ("spec.values.region", "ignores")),
+        ("external-dns", lambda v: v.update(env=[]), ("AWS_DEFAULT_REGION",)),
+        ("external-dns", lambda v: v.update(domainFilters=["example.com"]), ("domainFilters",)),
+        ("external-dns", lambda v: v.update(extraArgs=[]), ("--zone-id-filter",)),
+        ("cluster-autoscaler", lambda v: v["image"].update(tag="v1.33.6"), ("image.tag", "1.35")),
+        ("cluster-autoscaler", lambda v: v["autoDiscovery"].update(clusterName="x"), ("autoDiscovery.clusterName",)),
+        ("metrics-server", lambda v: v.update(replicas=1), ("two replicas",)),
+    ],
+)
+def test_controller_values(report, release, change, fragments):
+    change(obj(report, "prod", "infra-controllers", "HelmRelease", release)["spec"]["values"])
+    assert_finds(platform.controller_values(report), f"HelmRelease flux-system/{release}", *fragments)
+
+
+def test_staging_may_sync_dns_records(base_report):
+    staging = base_report.applied("staging", "infra-controllers").one("HelmRelease", "external-dns")
+    assert staging.spec["values"]["policy"] == "sync"
+    assert not list(platform.controller_values(base_report))
+
+
+def test_namespace_pod_security(report):
+    obj(report, "prod", "infra-configs", "Namespace", "misp-dashboard")["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"
+    ] = "baseline"
+    assert_finds(platform.namespaces_and_network(report), "Namespace misp-dashboard", "restricted")
+
+
+def test_namespace_default_deny(report):
+    tree = report.applied("prod", "infra-configs")
+    tree.resources = [r for r in tree.resources if not (r.name == "default-deny" and r.namespace == "misp")]
+    assert_finds(platform.namespaces_and_network(report), "Namespace misp", "default-deny")
+
+
+def test_secret_store_scope(report):
+    obj(report, "prod", "infra-configs", "ClusterSecretStore", "aws-secrets-manager")["spec"]["conditions"] = [
+        {"namespaces": ["misp", "kube-system"]}
+    ]
+    assert_finds(platform.namespaces_and_network(report), "ClusterSecretStore aws-secrets-manager", "spec.conditions")
