@@ -8,14 +8,17 @@
 set -euo pipefail
 
 role="${1:?usage: prepare-pod.sh web|workers}"
-upstream=/etc/supervisor/conf.d
+# Fixed in the pod; settable only so that tests can run this script outside it.
+upstream="${MISP_EKS_SUPERVISOR_SOURCE:-/etc/supervisor/conf.d}"
+prepared="${MISP_EKS_PREPARED_DIR:-/prepared}"
+key_file="${MISP_EKS_GPG_KEY_FILE:-/gpg/private_key}"
 
-cp -a "$upstream/." /prepared/supervisor/
+cp -a "$upstream/." "$prepared/supervisor/"
 case "$role" in
   web)
     # Web pods run no background workers and no scheduler: those run once, in the workers pod.
     # The entrypoint's `supervisorctl start misp-workers:*` then finds no group and carries on.
-    echo "# Web pods run no MISP workers; see apps/misp/README.md." > /prepared/supervisor/50-workers.conf.kubernetes
+    echo "# Web pods run no MISP workers; see apps/misp/README.md." > "$prepared/supervisor/50-workers.conf.kubernetes"
     ;;
   workers)
     # Let the web pods read the workers' status over XML-RPC (SimpleBackgroundJobs.supervisor_host);
@@ -23,7 +26,7 @@ case "$role" in
     grep -qx 'port=127.0.0.1:9001' "$upstream/10-supervisor.conf.kubernetes" ||
       { echo "prepare-pod: unexpected upstream supervisor configuration; review this script" >&2; exit 1; }
     sed 's/^port=127\.0\.0\.1:9001$/port=0.0.0.0:9001/' "$upstream/10-supervisor.conf.kubernetes" \
-      > /prepared/supervisor/10-supervisor.conf.kubernetes
+      > "$prepared/supervisor/10-supervisor.conf.kubernetes"
     ;;
   *)
     echo "prepare-pod: unknown role '$role' (expected web or workers)" >&2
@@ -31,12 +34,16 @@ case "$role" in
     ;;
 esac
 
-export GNUPGHOME=/prepared/gnupg
+export GNUPGHOME="$prepared/gnupg"
 chmod 700 "$GNUPGHOME"
-gpg --batch --pinentry-mode loopback --passphrase-fd 3 --import /gpg/private_key 3<<<"$GPG_PASSPHRASE"
+gpg --batch --pinentry-mode loopback --passphrase-fd 3 --import "$key_file" 3<<<"$GPG_PASSPHRASE"
 fingerprint=$(gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }')
 [[ -n "$fingerprint" ]] || { echo "prepare-pod: the misp-gpg Secret holds no secret key" >&2; exit 1; }
 echo "${fingerprint}:6:" | gpg --batch --import-ownertrust
+# Import does not check the passphrase; MISP would only fail later, when signing. Check it now.
+echo check | gpg --batch --pinentry-mode loopback --passphrase-fd 3 --local-user "$fingerprint" --sign \
+  3<<<"$GPG_PASSPHRASE" > /dev/null ||
+  { echo "prepare-pod: GPG_PASSPHRASE does not unlock the misp-gpg key" >&2; exit 1; }
 gpgconf --kill all
 rm -f "$GNUPGHOME"/S.*
 chown -R 33:33 "$GNUPGHOME" # www-data, as misp-core expects
