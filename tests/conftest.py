@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import sysconfig
 from pathlib import Path
@@ -36,3 +37,32 @@ def system_tool(name: str, package: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed: run `make servers` (Debian package {package})")
     return found
+
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network():
+    """Tests never touch the network: a connection to anything but loopback or a Unix socket fails."""
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def allowed(sock: socket.socket, address: object) -> bool:
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return True
+        host = address[0] if isinstance(address, tuple) else str(address)
+        return str(host).startswith(_LOOPBACK)
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if not allowed(sock, address):
+            raise OSError(f"tests may not connect to {address!r}: only loopback servers the test started")
+        return original_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: object) -> int:
+        if not allowed(sock, address):
+            raise OSError(f"tests may not connect to {address!r}: only loopback servers the test started")
+        return original_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect, socket.socket.connect_ex = original_connect, original_connect_ex  # type: ignore[method-assign]

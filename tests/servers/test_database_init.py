@@ -24,6 +24,8 @@ from tests.servers.tls import Certificates, make_certificates
 pytestmark = pytest.mark.servers
 
 MASTER_USER = "mispadmin"
+APP_PASSWORD = "AppPassw0rd1"  # pragma: allowlist secret
+ROTATED_PASSWORD = "RotatedPassw0rd2"  # pragma: allowlist secret
 MASTER_PASSWORD = "Master pass: with $pecial, 'quotes' & \\ backslash"  # RDS generates such passwords
 
 
@@ -108,17 +110,31 @@ def mariadb(tmp_path_factory) -> Iterator[Server]:
         process.wait(timeout=60)
 
 
+def _secret(directory: Path, **keys: str) -> Path:
+    """A Secret as Kubernetes mounts it: one file per key, no trailing newline."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, value in keys.items():
+        (directory / key).write_text(value)
+    return directory
+
+
+APP_KEYS = {"DB_NAME": "database", "APP_USER": "username", "APP_PASSWORD": "password"}  # pragma: allowlist secret
+
+
 def run_script(repo: Path, server: Server, **overrides: str) -> subprocess.CompletedProcess[str]:
+    """Run the Job's script; DB_NAME, APP_USER and APP_PASSWORD override the misp-database Secret."""
+    secrets = Path(server.socket).parent / "secrets"
+    master = _secret(secrets / "master", username=MASTER_USER, password=MASTER_PASSWORD)
+    app_keys = {"database": "misp", "username": "misp", "password": APP_PASSWORD}
+    app_keys.update({APP_KEYS[k]: overrides.pop(k) for k in list(overrides) if k in APP_KEYS})
+    app = _secret(secrets / "app", **app_keys)
     env = {
         "PATH": os.environ["PATH"] + os.pathsep + str(Path(system_tool("mariadb", "mariadb-client")).parent),
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(server.port),
         "DB_CA_FILE": str(server.certificates.ca),
-        "MASTER_USER": MASTER_USER,
-        "MASTER_PASSWORD": MASTER_PASSWORD,
-        "DB_NAME": "misp",
-        "APP_USER": "misp",
-        "APP_PASSWORD": "AppPassw0rd1",
+        "MASTER_CREDENTIALS": str(master),
+        "APP_CREDENTIALS": str(app),
         **overrides,
     }
     return subprocess.run(
@@ -149,7 +165,7 @@ def test_creates_the_schema_and_user_and_is_idempotent(repo, mariadb):
 def test_the_application_user_owns_its_schema_only(repo, mariadb):
     assert run_script(repo, mariadb).returncode == 0
     mariadb.sql("CREATE DATABASE IF NOT EXISTS other; CREATE TABLE IF NOT EXISTS other.t (id INT)")
-    app = {"user": "misp", "password": "AppPassw0rd1"}
+    app = {"user": "misp", "password": APP_PASSWORD}
     mariadb.sql(
         "CREATE TABLE IF NOT EXISTS misp.attributes (id INT); ALTER TABLE misp.attributes ADD COLUMN x INT; "
         "DROP TABLE misp.attributes",
@@ -168,14 +184,14 @@ def test_the_application_user_owns_its_schema_only(repo, mariadb):
 def test_the_application_user_needs_tls(repo, mariadb):
     assert run_script(repo, mariadb).returncode == 0
     with pytest.raises(RuntimeError):
-        mariadb.sql("SELECT 1", user="misp", password="AppPassw0rd1", tls=False)
+        mariadb.sql("SELECT 1", user="misp", password=APP_PASSWORD, tls=False)
 
 
 def test_a_rerun_applies_a_rotated_password(repo, mariadb):
-    assert run_script(repo, mariadb, APP_PASSWORD="RotatedPassw0rd2").returncode == 0
-    assert mariadb.sql("SELECT 1", user="misp", password="RotatedPassw0rd2").strip() == "1"
+    assert run_script(repo, mariadb, APP_PASSWORD=ROTATED_PASSWORD).returncode == 0
+    assert mariadb.sql("SELECT 1", user="misp", password=ROTATED_PASSWORD).strip() == "1"
     with pytest.raises(RuntimeError, match="denied"):
-        mariadb.sql("SELECT 1", user="misp", password="AppPassw0rd1")
+        mariadb.sql("SELECT 1", user="misp", password=APP_PASSWORD)
     assert run_script(repo, mariadb).returncode == 0  # back to the password the other tests use
 
 

@@ -43,11 +43,23 @@ def _origin(obj: dict[str, Any], wrapper_dir: Path, root: Path, fallback: str) -
         return fallback
 
 
-def _clean_message(message: str, root: Path, scratch: Path) -> str:
-    """kustomize errors quote absolute paths: make them repository-relative."""
+def _clean_message(message: str, root: Path, scratch: Path) -> tuple[str | None, str]:
+    """The file kustomize choked on (repository-relative, when it says) and its innermost complaint.
+
+    kustomize nests every error in the accumulation that led to it; the last link is the useful one.
+    """
     for prefix in (str(scratch) + os.sep, str(root) + os.sep):
         message = message.replace(prefix, "")
-    return message
+    directories = re.findall(r"recursed accumulation of path '([^']+)'", message)
+    files = list(re.finditer(r"accumulating resources from '([^']+)': ", message))
+    if not files:
+        return None, message
+    last = files[-1]
+    detail = re.sub(r" in File: \S+$", "", message[last.end() :])
+    name = last.group(1)
+    if directories and not name.startswith(("/", "..")) and (root / directories[-1] / name).is_file():
+        return f"{directories[-1]}/{name}", detail
+    return None, f"{name}: {detail}"
 
 
 def build_tree(
@@ -79,8 +91,11 @@ def build_tree(
         try:
             output = kustomize.build(scratch, label)
         except UserError as error:
-            problem = error.problem
-            return BuildResult(tree, [Problem(problem.where, _clean_message(problem.message, root, scratch))])
+            source, detail = _clean_message(error.problem.message, root, scratch)
+            where = source or error.problem.where
+            return BuildResult(
+                tree, [Problem(where, f"{label} does not build: {detail.removeprefix('does not build: ')}")]
+            )
         return _substitute(output, scratch, root, directory, variables, label, tree)
 
 

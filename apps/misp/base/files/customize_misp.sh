@@ -17,7 +17,8 @@ setting Plugin.S3_region "$AWS_REGION"
 
 # php-fpm gives its workers an empty environment (clear_env=yes): hand the credential chain what
 # EKS Pod Identity put in the pod's environment.
-pool=$(ls -d /etc/php/*/fpm/pool.d | head -n 1)
+pools=(/etc/php/*/fpm/pool.d)
+pool="${pools[0]}"
 {
   echo "[www]"
   for name in AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE AWS_REGION AWS_DEFAULT_REGION; do

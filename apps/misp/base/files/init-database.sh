@@ -6,8 +6,13 @@
 # else. misp-core's entrypoint then imports the tables on its first start.
 set -euo pipefail
 
-: "${DB_HOST:?}" "${DB_PORT:?}" "${DB_CA_FILE:?}" "${MASTER_USER:?}" "${MASTER_PASSWORD:?}"
-: "${DB_NAME:?}" "${APP_USER:?}" "${APP_PASSWORD:?}"
+: "${DB_HOST:?}" "${DB_PORT:?}" "${DB_CA_FILE:?}" "${MASTER_CREDENTIALS:?}" "${APP_CREDENTIALS:?}"
+# Credentials are mounted files (the Secrets misp-database-master and misp-database), not variables.
+MASTER_USER=$(<"$MASTER_CREDENTIALS/username")
+MASTER_PASSWORD=$(<"$MASTER_CREDENTIALS/password")
+DB_NAME=$(<"$APP_CREDENTIALS/database")
+APP_USER=$(<"$APP_CREDENTIALS/username")
+APP_PASSWORD=$(<"$APP_CREDENTIALS/password")
 
 # Identifiers and the password are spliced into SQL: refuse anything but plain alphanumerics
 # (misp-docker's README asks for an alphanumeric database password anyway).

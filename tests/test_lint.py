@@ -1,0 +1,112 @@
+"""Repository-wide gates: security scan of the rendered manifests, secrets scan, shell, YAML and Python lint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from misp_eks.validate.runner import validate_repository
+from tests.conftest import venv_tool
+
+# Kubernetes and this project name secrets everywhere without holding any: these lines name them.
+SECRET_REFERENCE_LINES = r"(secretKey|secretName|secretRef|secretKeyRef|secretStoreRef|keepTLSSecret|SecretSpec\()"
+
+
+def tracked(repo: Path, *patterns: str) -> list[Path]:
+    listing = subprocess.run(["git", "ls-files", "-z", *patterns], cwd=repo, capture_output=True, check=True)
+    return [repo / name for name in listing.stdout.decode().split("\0") if name and (repo / name).exists()]
+
+
+@pytest.fixture(scope="module")
+def rendered(repo, tmp_path_factory) -> Path:
+    """Every environment's applied trees as plain YAML: checkov's kustomize mode needs a kustomize binary."""
+    report = validate_repository(repo)
+    assert report.ok, [str(p) for p in report.all_problems()]
+    directory = tmp_path_factory.mktemp("rendered")
+    for env in report.environments:
+        for tree in report.applied_trees(env):
+            path = directory / f"{env}-{tree.kustomization.name}.yaml"
+            path.write_text(yaml.safe_dump_all([r.obj for r in tree.tree], sort_keys=False))
+    return directory
+
+
+def test_checkov_finds_nothing_unexplained(rendered):
+    checkov = __import__("os").environ.get("CHECKOV") or venv_tool("checkov")
+    result = subprocess.run(
+        [checkov, "-d", str(rendered), "--framework", "kubernetes", "--quiet", "-o", "json", "--skip-download"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']}" for r in reports for c in r["results"]["failed_checks"]
+    ]
+    assert not failed, "\n".join(failed)
+    assert sum(r["summary"]["passed"] for r in reports) > 100  # it really scanned the workloads
+
+
+def test_every_accepted_finding_says_why(repo):
+    for path in tracked(repo, "apps", "infrastructure"):
+        for line in path.read_text().splitlines():
+            if "checkov.io/skip" in line:
+                check, _, reason = line.split(":", 1)[1].strip().partition("=")
+                assert check.startswith("CKV_") and len(reason) > 20, f"{path}: {line.strip()}"
+
+
+def test_no_secrets_in_the_repository(repo):
+    result = subprocess.run(
+        [venv_tool("detect-secrets"), "scan", "--exclude-lines", SECRET_REFERENCE_LINES, *map(str, tracked(repo))],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    findings = {
+        path: [(f["type"], f["line_number"]) for f in items]
+        for path, items in json.loads(result.stdout)["results"].items()
+    }
+    assert not findings, findings
+
+
+def shell_scripts(repo: Path) -> list[Path]:
+    return [
+        p
+        for p in tracked(repo)
+        if p.is_file() and p.read_bytes()[:2] == b"#!" and b"sh" in p.read_bytes().split(b"\n")[0]
+    ]
+
+
+def test_shell_scripts_pass_shellcheck(repo):
+    scripts = shell_scripts(repo)
+    assert any(p.name == "init-database.sh" for p in scripts) and any(p.name == "run" for p in scripts)
+    result = subprocess.run(
+        [venv_tool("shellcheck"), "--external-sources", *map(str, scripts)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_yaml_passes_yamllint(repo):
+    files = tracked(repo, "*.yaml", "*.yml", ".yamllint.yaml")
+    result = subprocess.run(
+        [venv_tool("yamllint"), "--strict", "-c", str(repo / ".yamllint.yaml"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_python_passes_ruff(repo):
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [venv_tool("ruff"), *command, "."], cwd=repo, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
