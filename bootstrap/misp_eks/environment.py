@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -47,14 +48,26 @@ def cluster_template_examples(cluster_name: str, region: str) -> dict[str, str]:
     }
 
 
+# A model-level rule names its field at the start of its message ("hostnames.misp: ...").
+_FIELD_PREFIX = re.compile(r"^(?P<field>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*|\[\d+\])*): (?P<message>.+)$", re.DOTALL)
+
+
 def validation_problems(error: ValidationError, where: str, obj: str) -> list[Problem]:
     """Turn a pydantic error into one problem per failing field."""
     problems = []
     for item in error.errors():
         message = item["msg"]
+        location = field_path(item["loc"])
         if item["type"] == "extra_forbidden":
             message = "unknown field"
-        problems.append(Problem(where, message, obj=obj, field=field_path(item["loc"])))
+        elif item["type"] == "value_error":
+            message = str(item.get("ctx", {}).get("error", message.removeprefix("Value error, ")))
+            named = _FIELD_PREFIX.match(message)
+            if named:
+                inner = named.group("field")
+                location = inner if not location or inner.startswith(location) else f"{location}.{inner}"
+                message = named.group("message")
+        problems.append(Problem(where, message, obj=obj, field=location))
     return problems
 
 
@@ -94,6 +107,47 @@ class Environment:
     def render_cluster_config(self, values: dict[str, str]) -> str:
         """cluster.yaml with the bootstrap's values filled in, for ``eksctl create cluster -f -``."""
         return render_cluster_text(self.cluster_text, values, f"{CLUSTERS_DIR}/{self.name}/{CLUSTER_FILE}")
+
+
+REQUIRED_ZONES = 3
+"""MISP, its database and its caches must survive the loss of any one zone: exactly three."""
+
+
+def availability_problems(environment: Environment) -> list[Problem]:
+    """High-availability rules on the eksctl config that the bootstrap enforces before any AWS call."""
+    where = f"{CLUSTERS_DIR}/{environment.name}/{CLUSTER_FILE}"
+    cluster = environment.cluster
+    problems = []
+    zones = cluster.availabilityZones
+    if len(zones) != REQUIRED_ZONES or len(set(zones)) != len(zones):
+        problems.append(
+            Problem(
+                where,
+                f"needs exactly {REQUIRED_ZONES} distinct zones (has {len(set(zones))}: {', '.join(zones) or 'none'})",
+                obj="ClusterConfig",
+                field="availabilityZones",
+            )
+        )
+    for index, group in enumerate(cluster.managedNodeGroups):
+        if not group.privateNetworking:
+            problems.append(
+                Problem(
+                    where,
+                    f"node group {group.name} must set privateNetworking: true (nodes stay in private subnets)",
+                    obj="ClusterConfig",
+                    field=f"managedNodeGroups[{index}].privateNetworking",
+                )
+            )
+    if environment.settings.tier == "production" and cluster.vpc.nat.gateway != "HighlyAvailable":
+        problems.append(
+            Problem(
+                where,
+                "production needs HighlyAvailable (one NAT gateway per zone)",
+                obj="ClusterConfig",
+                field="vpc.nat.gateway",
+            )
+        )
+    return problems
 
 
 def environment_names(root: Path) -> list[str]:

@@ -20,8 +20,60 @@ SECRET_STORE = "aws-secrets-manager"  # noqa: S105 (a name, not a secret)
 """The ClusterSecretStore every ExternalSecret reads through."""
 
 
+# Tags the bootstrap puts on everything it creates, besides settings.tags.
+PART_OF_TAG = "app.kubernetes.io/part-of"
+PART_OF = "misp"
+ENVIRONMENT_TAG = "environment"
+CLUSTER_TAG = "misp-eks/cluster"
+"""Names the owning cluster, so that lookups by tag never pick up another environment's resources."""
+
+# What eksctl and the AWS Load Balancer Controller leave behind (eksctl pkg/cfn/manager/cluster.go;
+# aws-load-balancer-controller docs: every load balancer it creates carries this tag).
+LOAD_BALANCER_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+EXTERNAL_SECRETS_SERVICE_ACCOUNT = "external-secrets"
+RDS_MASTER_SECRET_POLICY = "rds-master-secret"  # noqa: S105 (a policy name)
+"""Inline policy the bootstrap adds to the External Secrets role once the database exists."""
+DATABASE_MASTER_USER = "mispadmin"
+"""RDS master user; its password lives in the RDS-managed secret (ManageMasterUserPassword)."""
+DATABASE_PORT = 3306
+
+
 def eks_kms_alias(cluster: str) -> str:
     return f"alias/{cluster}-eks"
+
+
+def eksctl_cluster_stack(cluster: str) -> str:
+    """The CloudFormation stack ``eksctl create cluster`` creates (MakeClusterStackNameFromName)."""
+    return f"eksctl-{cluster}-cluster"
+
+
+def db_subnet_group(cluster: str) -> str:
+    return f"{cluster}-misp"
+
+
+def db_parameter_group(cluster: str) -> str:
+    return f"{cluster}-misp"
+
+
+def db_security_group(cluster: str) -> str:
+    return f"{cluster}-database"
+
+
+def db_event_subscription(cluster: str) -> str:
+    return f"{cluster}-database-events"
+
+
+def db_monitoring_role(cluster: str) -> str:
+    """IAM role RDS enhanced monitoring publishes with (only when settings enable it)."""
+    return f"{cluster}-rds-monitoring"
+
+
+def cache_subnet_group(cluster: str) -> str:
+    return f"{cluster}-caches"
+
+
+def cache_security_group(cluster: str) -> str:
+    return f"{cluster}-caches"
 
 
 def db_instance(cluster: str) -> str:
@@ -77,6 +129,7 @@ MISP_APP = SecretSpec(
         "SALT",
         "UUID",
         "GPG_PASSPHRASE",
+        "SUPERVISOR_PASSWORD",
     ),
     "MISP instance identity: identical in every MISP pod (misp-docker README, High availability deployments)",
 )

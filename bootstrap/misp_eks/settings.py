@@ -70,6 +70,8 @@ class Database(_Strict):
     max_allocated_storage_gib: int = Field(ge=20, le=65536)
     backup_retention_days: int = Field(default=30, ge=1, le=35)
     performance_insights: bool = True
+    enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = 0
+    """RDS enhanced monitoring interval; 0 turns it off (the bootstrap then creates no monitoring role)."""
 
     @model_validator(mode="after")
     def _storage(self) -> Database:
@@ -114,6 +116,19 @@ class Gitops(_Strict):
     url: Annotated[str, StringConstraints(pattern=r"^(https://|ssh://)[^\s]+$")]
     """The repository Flux reads: https://github.com/OWNER/REPO for github, ssh://... for git."""
     branch: Annotated[str, StringConstraints(min_length=1)] = "main"
+    personal: bool = False
+    """github only: the repository belongs to a user, not an organisation (``flux bootstrap github --personal``)."""
+
+    @model_validator(mode="after")
+    def _url(self) -> Gitops:
+        if self.provider == "github" and not re.fullmatch(r"https://github\.com/[^/\s]+/[^/\s]+?(\.git)?/?", self.url):
+            raise ValueError("gitops.url: provider github needs https://github.com/OWNER/REPOSITORY")
+        return self
+
+    def github_repository(self) -> tuple[str, str]:
+        """OWNER and REPOSITORY of a github URL."""
+        owner, name = self.url.removeprefix("https://github.com/").rstrip("/").split("/")[:2]
+        return owner, name.removesuffix(".git")
 
 
 class Settings(_Strict):

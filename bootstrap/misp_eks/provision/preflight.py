@@ -1,0 +1,59 @@
+"""Before anything is created: the tools, the AWS identity, three zones, and the hosted zone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from misp_eks.environment import REQUIRED_ZONES
+from misp_eks.provision import gitops, hosted_zone
+from misp_eks.provision.context import Context
+from misp_eks.provision.errors import InputError
+from misp_eks.provision.tools import ALL_TOOLS, format_version
+
+
+def check_tools(ctx: Context) -> None:
+    for spec in ALL_TOOLS:
+        found = ctx.tools.require(spec)
+        ctx.record("tool", spec.name, "exists", f"{format_version(found.version)} at {found.path}")
+
+
+def available_zones(ctx: Context) -> list[str]:
+    answer = ctx.client("ec2").describe_availability_zones(
+        Filters=[
+            {"Name": "zone-type", "Values": ["availability-zone"]},
+            {"Name": "state", "Values": ["available"]},
+        ]
+    )
+    return sorted(zone["ZoneName"] for zone in answer.get("AvailabilityZones", []))
+
+
+def check_zones(ctx: Context) -> None:
+    zones = available_zones(ctx)
+    region = ctx.names.region
+    if len(zones) < REQUIRED_ZONES:
+        raise InputError(
+            f"region {region} has {len(zones)} available zone(s) ({', '.join(zones) or 'none'}): "
+            f"MISP needs {REQUIRED_ZONES}; pick another region in clusters/{ctx.env.name}/cluster.yaml"
+        )
+    wanted = ctx.env.cluster.availabilityZones
+    missing = [zone for zone in wanted if zone not in zones]
+    if missing:
+        raise InputError(
+            f"clusters/{ctx.env.name}/cluster.yaml: availabilityZones: {', '.join(missing)} not available in "
+            f"{region} (available: {', '.join(zones)})"
+        )
+    ctx.record("availability zones", region, "exists", ", ".join(wanted))
+
+
+def run(ctx: Context, phases: Iterable[str]) -> None:
+    check_tools(ctx)
+    identity = ctx.aws.identity()
+    ctx.record("AWS identity", identity.arn, "exists", f"account {identity.account}")
+    check_zones(ctx)
+    zone = hosted_zone.require(ctx)
+    ctx.record("Route53 hosted zone", zone.name, "exists", zone.id)
+    if "gitops" in phases and ctx.settings.gitops.provider == "github" and not ctx.environ.get(gitops.GITHUB_TOKEN_ENV):
+        raise InputError(
+            f"{gitops.GITHUB_TOKEN_ENV} is not set: the gitops phase runs flux bootstrap github; export a token "
+            f"that may write to {ctx.settings.gitops.url} (never put it in a file)"
+        )

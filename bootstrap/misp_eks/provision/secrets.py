@@ -1,0 +1,154 @@
+"""Every application secret of an environment, in Secrets Manager under the environment's prefix.
+
+Generated once and never overwritten: an existing secret is left exactly as it is, whatever its
+value. The operator-supplied ones (MaxMind) are created with empty values for the operator to fill.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from misp_eks import naming
+from misp_eks.provision import credentials, gpg, rds_ca
+from misp_eks.provision import tags as tagging
+from misp_eks.provision.context import Context
+from misp_eks.provision.errors import BootstrapError, MissingPrerequisite, error_code
+
+KIND = "secret"
+
+
+def find(sm: Any, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = sm.describe_secret(SecretId=name)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    if found.get("DeletedDate"):
+        raise BootstrapError(
+            f"{KIND} {name} is scheduled for deletion: restore it with "
+            f"`aws secretsmanager restore-secret --secret-id {name}` (the bootstrap never replaces a secret), "
+            "then re-run"
+        )
+    return found
+
+
+def read(ctx: Context, spec: naming.SecretSpec) -> dict[str, str]:
+    name = ctx.names.secret(spec)
+    try:
+        value = ctx.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise MissingPrerequisite(f"{KIND} {name}", "secrets") from None
+        raise
+    data = json.loads(value)
+    if not isinstance(data, dict):
+        raise BootstrapError(f"{KIND} {name} does not hold a JSON object")
+    return {str(key): str(item) for key, item in data.items()}
+
+
+def _misp_app(ctx: Context) -> dict[str, str]:
+    misp = ctx.settings.misp
+    return {
+        "BASE_URL": f"https://{ctx.settings.hostnames.misp}",
+        "ADMIN_EMAIL": misp.admin_email,
+        "ADMIN_ORG": misp.org,
+        "ADMIN_ORG_UUID": credentials.new_uuid(),
+        "ADMIN_PASSWORD": credentials.admin_password(),
+        "ADMIN_KEY": credentials.misp_auth_key(),
+        "MISP_EMAIL": misp.sender,
+        "ENCRYPTION_KEY": credentials.encryption_key(),
+        "SALT": credentials.salt(),
+        "UUID": credentials.new_uuid(),
+        "GPG_PASSPHRASE": credentials.gpg_passphrase(),
+        # supervisord's inet_http_server and supervisorctl in misp-core (misp-docker SUPERVISOR_PASSWORD).
+        "SUPERVISOR_PASSWORD": credentials.alphanumeric(32),
+    }
+
+
+def _misp_gpg(ctx: Context) -> dict[str, str]:
+    passphrase = read(ctx, naming.MISP_APP)["GPG_PASSPHRASE"]
+    make: Callable[[str, str], gpg.GpgKey] = ctx.services.get(
+        "gpg_key", lambda email, secret: gpg.generate(ctx.tools, email, secret)
+    )
+    key = make(ctx.settings.misp.sender, passphrase)
+    return {"private_key": key.private_key, "public_key": key.public_key}
+
+
+def _rds_ca(ctx: Context) -> dict[str, str]:
+    fetch: Callable[[str], str] = ctx.services.get("rds_ca", lambda region: rds_ca.download(region, ctx.environ))
+    return {"bundle": fetch(ctx.names.region)}
+
+
+GENERATORS: dict[str, Callable[[Context], dict[str, str]]] = {
+    naming.MISP_APP.suffix: _misp_app,
+    naming.MISP_GPG.suffix: _misp_gpg,
+    naming.MISP_DATABASE.suffix: lambda _ctx: {
+        "username": naming.DATABASE_APP_USER,
+        "password": credentials.database_password(),
+        "database": naming.DATABASE_NAME,
+    },
+    naming.MISP_REDIS.suffix: lambda _ctx: {"auth_token": credentials.redis_auth_token()},
+    naming.RDS_CA.suffix: _rds_ca,
+    naming.DASHBOARD_APP.suffix: lambda _ctx: {"session_secret": credentials.session_secret()},
+    naming.DASHBOARD_REDIS.suffix: lambda _ctx: {"auth_token": credentials.redis_auth_token()},
+}
+
+
+def values(ctx: Context, spec: naming.SecretSpec) -> dict[str, str]:
+    if spec.operator_supplied:
+        return dict.fromkeys(spec.keys, "")
+    generated = GENERATORS[spec.suffix](ctx)
+    if set(generated) != set(spec.keys):
+        missing = sorted(set(spec.keys) - set(generated))
+        raise BootstrapError(f"internal: no generator for {spec.suffix} keys {missing or sorted(generated)}")
+    return {key: generated[key] for key in spec.keys}
+
+
+def ensure(ctx: Context, spec: naming.SecretSpec) -> None:
+    """Create the secret if it does not exist; never touch one that does."""
+    sm = ctx.client("secretsmanager")
+    name = ctx.names.secret(spec)
+    if find(sm, name) is not None:
+        ctx.record(KIND, name, "exists", "kept as it is")
+        return
+    try:
+        sm.create_secret(
+            Name=name,
+            Description=spec.description,
+            SecretString=json.dumps(values(ctx, spec)),
+            Tags=tagging.key_value(ctx.tags),
+        )
+    except ClientError as error:
+        if error_code(error) != "ResourceExistsException":
+            raise
+        ctx.record(KIND, name, "exists", "created meanwhile; kept")
+        return
+    detail = "empty: fill in by hand" if spec.operator_supplied else "generated"
+    ctx.record(KIND, name, "created", detail)
+
+
+def ensure_all(ctx: Context) -> None:
+    for spec in naming.SECRETS:
+        ensure(ctx, spec)
+
+
+def delete_all(ctx: Context) -> None:
+    """Only with --delete-secrets: scheduled deletion with the 30-day recovery window (restorable)."""
+    sm = ctx.client("secretsmanager")
+    for spec in naming.SECRETS:
+        name = ctx.names.secret(spec)
+        try:
+            found = find(sm, name)
+        except BootstrapError:
+            ctx.record(KIND, name, "skipped", "already scheduled for deletion")
+            continue
+        if found is None:
+            ctx.record(KIND, name, "skipped", "not found")
+            continue
+        sm.delete_secret(SecretId=name, RecoveryWindowInDays=30)
+        ctx.record(KIND, name, "deleted", "restorable for 30 days")

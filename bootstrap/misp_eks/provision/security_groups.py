@@ -1,0 +1,129 @@
+"""Security groups of the database and the caches: one port, reachable only from the cluster security group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from misp_eks.provision import tags as tagging
+from misp_eks.provision.context import Context
+from misp_eks.provision.errors import error_code
+from misp_eks.provision.network import ClusterNetwork
+from misp_eks.provision.waiting import Poll
+
+KIND = "security group"
+
+
+@dataclass(frozen=True)
+class Firewall:
+    name: str
+    description: str
+    port: int
+
+
+def find(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
+    )["SecurityGroups"]
+    return groups[0] if groups else None
+
+
+def find_by_name(ec2: Any, name: str) -> dict[str, Any] | None:
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    return groups[0] if groups else None
+
+
+def desired_ingress(firewall: Firewall, network: ClusterNetwork) -> dict[str, Any]:
+    return {
+        "IpProtocol": "tcp",
+        "FromPort": firewall.port,
+        "ToPort": firewall.port,
+        "UserIdGroupPairs": [{"GroupId": network.cluster_security_group, "Description": "EKS cluster security group"}],
+    }
+
+
+def _rules(permissions: list[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
+    """Every (protocol, from, to, source) a list of IpPermissions allows."""
+    found = set()
+    for permission in permissions:
+        key = (
+            str(permission.get("IpProtocol")),
+            int(permission.get("FromPort", -1)),
+            int(permission.get("ToPort", -1)),
+        )
+        for pair in permission.get("UserIdGroupPairs", []):
+            found.add((*key, pair["GroupId"]))
+        for item in permission.get("IpRanges", []):
+            found.add((*key, item["CidrIp"]))
+        for item in permission.get("Ipv6Ranges", []):
+            found.add((*key, item["CidrIpv6"]))
+        for item in permission.get("PrefixListIds", []):
+            found.add((*key, item["PrefixListId"]))
+    return found
+
+
+def ensure(ctx: Context, network: ClusterNetwork, firewall: Firewall) -> str:
+    """The group's id; its rules converge to exactly the one ingress rule and no egress."""
+    ec2 = ctx.client("ec2")
+    group = find(ec2, network.vpc_id, firewall.name)
+    action = "exists"
+    if group is None:
+        group_id = ec2.create_security_group(
+            GroupName=firewall.name,
+            Description=firewall.description,
+            VpcId=network.vpc_id,
+            TagSpecifications=tagging.ec2_specification("security-group", ctx.tags, firewall.name),
+        )["GroupId"]
+        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        action = "created"
+    group_id = group["GroupId"]
+    wanted = desired_ingress(firewall, network)
+    current = group.get("IpPermissions", [])
+    if _rules(current) != _rules([wanted]):
+        if current:
+            ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_strip(current))
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[wanted])
+        action = "updated" if action == "exists" else action
+    # A database or cache starts no connection of its own: no egress at all.
+    if group.get("IpPermissionsEgress"):
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=_strip(group["IpPermissionsEgress"]))
+        action = "updated" if action == "exists" else action
+    ctx.record(KIND, firewall.name, action, f"{group_id}: tcp/{firewall.port} from {network.cluster_security_group}")
+    return str(group_id)
+
+
+def _strip(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """IpPermissions as describe returns them, cleaned for revoke (which rejects read-only fields)."""
+    keys = ("IpProtocol", "FromPort", "ToPort", "UserIdGroupPairs", "IpRanges", "Ipv6Ranges", "PrefixListIds")
+    cleaned = []
+    for permission in permissions:
+        item = {key: permission[key] for key in keys if key in permission and permission[key] != []}
+        if "UserIdGroupPairs" in item:
+            item["UserIdGroupPairs"] = [{"GroupId": pair["GroupId"]} for pair in item["UserIdGroupPairs"]]
+        cleaned.append(item)
+    return cleaned
+
+
+def delete(ctx: Context, name: str) -> None:
+    """Delete a group by name; the network interfaces of a deleted database linger a while, so retry."""
+    ec2 = ctx.client("ec2")
+    group = find_by_name(ec2, name)
+    if group is None:
+        ctx.record(KIND, name, "skipped", "not found")
+        return
+
+    def attempt() -> Poll[None]:
+        try:
+            ec2.delete_security_group(GroupId=group["GroupId"])
+        except ClientError as error:
+            if error_code(error) == "DependencyViolation":
+                return Poll(False, "still in use by network interfaces")
+            if error_code(error) == "InvalidGroup.NotFound":
+                return Poll(True, "gone")
+            raise
+        return Poll(True, "deleted")
+
+    ctx.wait(f"{KIND} {name} to be deleted", attempt, timeout=ctx.timing.teardown)
+    ctx.record(KIND, name, "deleted", group["GroupId"])

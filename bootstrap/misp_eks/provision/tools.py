@@ -1,0 +1,212 @@
+"""eksctl, flux, kubectl and gpg: found on PATH, version-checked, run with timeouts.
+
+Each tool is looked up on the PATH of the environment the bootstrap was started with, so tests can
+put recording stand-ins first. Output of long commands is forwarded line by line to the progress
+display; a failure is reported with the command and its last error line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from misp_eks.provision.errors import ToolError, ToolFailed, WaitTimeout
+
+Version = tuple[int, int, int]
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text: str) -> Version | None:
+    found = _VERSION.search(text)
+    return (int(found.group(1)), int(found.group(2)), int(found.group(3))) if found else None
+
+
+def _kubectl_version(text: str) -> Version | None:
+    try:
+        return parse_version(json.loads(text)["clientVersion"]["gitVersion"])
+    except (ValueError, KeyError, TypeError):
+        return parse_version(text)
+
+
+def format_version(version: Version) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    minimum: Version
+    version_args: tuple[str, ...]
+    install: str
+    why: str
+    parse: Callable[[str], Version | None] = parse_version
+
+
+# Minimum versions. eksctl 0.231.0 is the release this project's cluster.yaml was checked against
+# (schema fields such as addonsConfig and podIdentityAssociations, Kubernetes 1.35); flux 2.7.0
+# for HelmRelease spec.install.strategy used by the manifests; kubectl within one minor version
+# of the cluster (1.35) per the Kubernetes version-skew policy; GnuPG 2.2 for --pinentry-mode loopback.
+EKSCTL = ToolSpec(
+    "eksctl", (0, 231, 0), ("version",), "https://eksctl.io/installation/", "creates and deletes the cluster"
+)
+FLUX = ToolSpec("flux", (2, 7, 0), ("version", "--client"), "https://fluxcd.io/flux/installation/", "bootstraps GitOps")
+KUBECTL = ToolSpec(
+    "kubectl",
+    (1, 34, 0),
+    ("version", "--client", "-o", "json"),
+    "https://kubernetes.io/docs/tasks/tools/",
+    "writes cluster-vars and checks Flux",
+    _kubectl_version,
+)
+GPG = ToolSpec("gpg", (2, 2, 0), ("--version",), "your package manager (gnupg)", "generates MISP's OpenPGP key")
+ALL_TOOLS = (EKSCTL, FLUX, KUBECTL, GPG)
+VERSION_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Found:
+    spec: ToolSpec
+    path: Path
+    version: Version
+
+
+@dataclass
+class Tools:
+    """Runs the external tools; ``environ`` is the environment they see (PATH included)."""
+
+    environ: Mapping[str, str]
+    on_line: Callable[[str], None] = lambda _line: None
+    _found: dict[str, Found] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def locate(self, spec: ToolSpec) -> Path | None:
+        found = shutil.which(spec.name, path=self.environ.get("PATH", os.defpath))
+        return Path(found) if found else None
+
+    def require(self, spec: ToolSpec) -> Found:
+        """The tool, checked once per run: a one-line error if it is missing or too old."""
+        with self._lock:
+            if spec.name in self._found:
+                return self._found[spec.name]
+        path = self.locate(spec)
+        if path is None:
+            raise ToolError(
+                f"{spec.name} not found on PATH ({spec.why}): install {spec.name} >= "
+                f"{format_version(spec.minimum)} from {spec.install}"
+            )
+        output = self._output([str(path), *spec.version_args], VERSION_TIMEOUT_SECONDS)
+        version = spec.parse(output)
+        if version is None:
+            raise ToolError(f"cannot tell the version of {path} from `{' '.join(spec.version_args)}`: {output[:80]!r}")
+        if version < spec.minimum:
+            raise ToolError(
+                f"{spec.name} {format_version(version)} at {path} is too old: {format_version(spec.minimum)} or "
+                f"newer is needed ({spec.install})"
+            )
+        found = Found(spec, path, version)
+        with self._lock:
+            self._found[spec.name] = found
+        return found
+
+    def _output(self, command: list[str], timeout: float) -> str:
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, env=dict(self.environ), check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout(f"`{' '.join(command)}`", timeout) from None
+        except OSError as error:
+            raise ToolError(f"cannot run {command[0]}: {error.strerror}") from None
+        if result.returncode != 0:
+            raise ToolFailed(f"`{' '.join(command)}` failed (exit {result.returncode}): {_last_line(result.stderr)}")
+        return result.stdout + result.stderr
+
+    def run(
+        self,
+        spec: ToolSpec,
+        args: Sequence[str],
+        *,
+        timeout: float,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stream: bool = False,
+        interactive: bool = False,
+        what: str | None = None,
+    ) -> str:
+        """Run ``spec`` with ``args``; returns stdout.
+
+        ``stream`` forwards every output line to ``on_line``; ``interactive`` lets the tool read the
+        operator's terminal (for its own confirmation prompts).
+        """
+        found = self.require(spec)
+        command = [str(found.path), *args]
+        label = what or f"`{spec.name} {' '.join(args)}`"
+        environment = {**self.environ, **(env or {})}
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE if stdin is not None else (None if interactive else subprocess.DEVNULL),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environment,
+            )
+        except OSError as error:
+            raise ToolError(f"cannot run {found.path}: {error.strerror}") from None
+        stdout: list[str] = []
+        tail: deque[str] = deque(maxlen=20)
+
+        def pump(source: object, sink: Callable[[str], None]) -> None:
+            for line in source:  # type: ignore[attr-defined]
+                sink(line)
+
+        def keep_out(line: str) -> None:
+            stdout.append(line)
+            if stream:
+                self.on_line(f"{spec.name}: {line.rstrip()}")
+
+        def keep_err(line: str) -> None:
+            tail.append(line)
+            if stream:
+                self.on_line(f"{spec.name}: {line.rstrip()}")
+
+        readers = [
+            threading.Thread(target=pump, args=(process.stdout, keep_out), daemon=True),
+            threading.Thread(target=pump, args=(process.stderr, keep_err), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            if stdin is not None and process.stdin is not None:
+                process.stdin.write(stdin)
+                process.stdin.close()
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise WaitTimeout(label, timeout, _last_line("".join(tail))) from None
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            for reader in readers:
+                reader.join(timeout=5)
+        if process.returncode != 0:
+            raise ToolFailed(
+                f"{label} failed (exit {process.returncode}): {_last_line(''.join(tail) or ''.join(stdout))}"
+            )
+        return "".join(stdout)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,247 @@
+"""Shared fixtures of the bootstrap tests: fake credentials, moto, an environment, contexts, stand-ins.
+
+No test touches the network or an AWS account: credentials are fake, the instance metadata service
+is disabled, and every AWS call goes to moto (in-process, or a moto server on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+from moto.core.responses import EmptyResult
+from moto.elasticache.responses import ElastiCacheResponse
+
+from misp_eks.environment import Environment, load_environment
+from misp_eks.provision import cluster
+from misp_eks.provision.aws.calls import CallLog
+from misp_eks.provision.aws.session import Aws
+from misp_eks.provision.context import Context
+from misp_eks.provision.gpg import GpgKey
+from misp_eks.provision.progress import PlainProgress, make_console
+from misp_eks.provision.tools import Tools
+from misp_eks.provision.waiting import Timing
+from tests.provision import emulate
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+FAKE_GPG = GpgKey(
+    private_key="-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nfake\n-----END PGP PRIVATE KEY BLOCK-----\n",
+    public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nfake\n-----END PGP PUBLIC KEY BLOCK-----\n",
+    fingerprint="0" * 40,
+)
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "GITHUB_TOKEN",
+)
+
+
+def fake_aws_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment with fake credentials and nothing that could reach a real account."""
+    environ = {key: value for key, value in (base or os.environ).items() if key not in _CLEARED}
+    environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        MOTO_ALLOW_NONEXISTENT_REGION="false",
+    )
+    return environ
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    environ = fake_aws_environment()
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    return environ
+
+
+def _delete_replication_group(self: ElastiCacheResponse) -> Any:
+    """moto leaves a deleted group 'deleting' forever and ignores FinalSnapshotIdentifier; AWS
+    finishes the deletion and keeps the final snapshot. Emulate AWS."""
+    backend = self.elasticache_backend
+    group_id = self._get_param("ReplicationGroupId")
+    snapshot = self._get_param("FinalSnapshotIdentifier")
+    if group_id in backend.replication_groups and snapshot:
+        backend.create_snapshot(
+            snapshot_name=snapshot, replication_group_id=group_id, cache_cluster_id=None, kms_key_id=None, tags=[]
+        )
+    result = _ORIGINAL_DELETE(self)
+    backend.replication_groups.pop(group_id, None)
+    return result
+
+
+_ORIGINAL_DELETE = ElastiCacheResponse.delete_replication_group
+
+
+def _delete_cache_subnet_group(self: ElastiCacheResponse) -> Any:
+    """moto has no DeleteCacheSubnetGroup; AWS does."""
+    self.elasticache_backend.cache_subnet_groups.pop(self._get_param("CacheSubnetGroupName"), None)
+    return EmptyResult()
+
+
+def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 0)
+    monkeypatch.setattr(ElastiCacheResponse, "delete_replication_group", _delete_replication_group)
+    monkeypatch.setattr(ElastiCacheResponse, "delete_cache_subnet_group", _delete_cache_subnet_group, raising=False)
+
+
+@pytest.fixture
+def moto(aws_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    patch_moto_gaps(monkeypatch)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="session")
+def prod(repo: Path) -> Environment:
+    return load_environment(repo, "prod")
+
+
+@dataclass
+class Run:
+    """A context for calling the bootstrap's functions directly, and what it recorded."""
+
+    ctx: Context
+    output: io.StringIO
+    calls: CallLog
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def outcomes(self, kind: str) -> list[Any]:
+        return [item for item in self.ctx.progress.outcomes if item.kind == kind]
+
+    def action(self, kind: str, name: str) -> str:
+        found = [item.action for item in self.ctx.progress.outcomes if item.kind == kind and item.name == name]
+        assert found, f"nothing recorded for {kind} {name}: {self.ctx.progress.outcomes}"
+        return found[-1]
+
+
+def make_run(env: Environment, workdir: Path, *, environ: dict[str, str] | None = None, **services: Any) -> Run:
+    calls = CallLog()
+    output = io.StringIO()
+    environment = environ or dict(os.environ)
+    defaults: dict[str, Any] = {"gpg_key": lambda _email, _passphrase: FAKE_GPG, "rds_ca": lambda _region: FAKE_PEM}
+    ctx = Context(
+        env=env,
+        aws=Aws(env.region, calls),
+        tools=Tools(environment),
+        progress=PlainProgress(make_console(output)),
+        environ=environment,
+        timing=Timing.fast(),
+        cancel=threading.Event(),
+        services={**defaults, **services},
+        workdir=workdir,
+    )
+    return Run(ctx=ctx, output=output, calls=calls)
+
+
+@pytest.fixture
+def run(moto: None, prod: Environment, tmp_path: Path) -> Run:
+    return make_run(prod, tmp_path)
+
+
+@pytest.fixture
+def zone_id(moto: None) -> str:
+    zone = boto3.client("route53").create_hosted_zone(Name="example.org", CallerReference="tests")["HostedZone"]
+    return str(zone["Id"].split("/")[-1])
+
+
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
+
+
+def rendered_config(run: Run, key_arn: str = KEY_ARN) -> dict[str, Any]:
+    return yaml.safe_load(run.ctx.env.render_cluster_config(cluster.template_values(run.ctx, key_arn)))
+
+
+@pytest.fixture
+def eks(run: Run, zone_id: str) -> dict[str, Any]:
+    """The cluster as eksctl leaves it: stack with outputs, EKS cluster, node groups, pod identity roles."""
+    config = rendered_config(run)
+    emulate.create_cluster(config)
+    return config
+
+
+def mutating(calls: CallLog) -> list[str]:
+    return [f"{call.service}:{call.operation}" for call in calls.mutating()]
+
+
+def last_params(calls: CallLog, operation: str) -> dict[str, Any]:
+    found = [call.params for call in calls.calls if call.operation == operation]
+    assert found, f"no {operation} call"
+    return found[-1]
+
+
+# Stand-ins for eksctl, flux and kubectl, first on PATH.
+
+
+@dataclass(frozen=True)
+class StandIns:
+    bin: Path
+    log: Path
+    state: Path
+
+    def environ(self, base: dict[str, str]) -> dict[str, str]:
+        return {
+            **base,
+            "PATH": f"{self.bin}{os.pathsep}{base.get('PATH', os.defpath)}",
+            "STANDIN_LOG": str(self.log),
+            "STANDIN_STATE": str(self.state),
+        }
+
+    def invocations(self, tool: str | None = None) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        items = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+        return [item for item in items if tool is None or item["tool"] == tool]
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text()) if self.state.exists() else {}
+
+
+def install_standins(directory: Path, repo: Path) -> StandIns:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [str(repo), str(repo / "bootstrap")]
+    for tool in ("eksctl", "flux", "kubectl"):
+        script = directory / tool
+        script.write_text(
+            f"#!{sys.executable}\n"
+            "import sys\n"
+            f"sys.path[:0] = {paths!r}\n"
+            f"sys.argv.insert(1, {tool!r})\n"
+            "from tests.provision.standin import main\n"
+            "main()\n"
+        )
+        script.chmod(0o755)
+    return StandIns(bin=directory, log=directory.parent / "standins.jsonl", state=directory.parent / "standins.json")
+
+
+@pytest.fixture
+def standins(tmp_path: Path, repo: Path) -> StandIns:
+    return install_standins(tmp_path / "bin", repo)

@@ -1,0 +1,338 @@
+"""The whole bootstrap through its command line, against a moto server, with recording stand-ins.
+
+One scenario: bootstrap prod, re-run it (no mutating AWS call allowed), destroy it. The bootstrap
+runs as ``python bootstrap/bootstrap.py`` in a subprocess; eksctl, flux and kubectl are the
+stand-ins of standin.py; MISP's GPG key is made by the real gpg; the RDS CA bundle and the HTTPS
+endpoints come from local servers, the latter verified against a test CA (SSL_CERT_FILE).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from misp_eks import naming
+from misp_eks.cluster_vars import ClusterVars
+from tests.provision import emulate
+from tests.provision.conftest import ACCOUNT, FAKE_PEM, REGION, fake_aws_environment, install_standins, patch_moto_gaps
+from tests.provision.servers import file_server, https_server, make_tls
+
+CLUSTER = "misp-prod"
+HOSTS = ["misp.example.org", "misp-dashboard.example.org"]
+RUN_TIMEOUT = 240
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+    calls: list[dict[str, Any]]
+
+
+@dataclass
+class Scenario:
+    first: Outcome
+    second: Outcome
+    destroy: Outcome
+    standins: list[dict[str, Any]]
+    after_bootstrap: dict[str, Any] = field(default_factory=dict)
+    after_destroy: dict[str, Any] = field(default_factory=dict)
+
+
+def _bootstrap(repo: Path, env: dict[str, str], calls: Path, *args: str) -> Outcome:
+    result = subprocess.run(
+        [sys.executable, str(repo / "bootstrap" / "bootstrap.py"), "--env", "prod", "--yes", "--plain", *args],
+        env={**env, "MISP_EKS_RECORD_CALLS": str(calls)},
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+    return Outcome(result.returncode, result.stdout, result.stderr, recorded)
+
+
+def _snapshot_aws() -> dict[str, Any]:
+    rds, ec = boto3.client("rds", region_name=REGION), boto3.client("elasticache", region_name=REGION)
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    secrets = {}
+    for page in sm.get_paginator("list_secrets").paginate():
+        for item in page["SecretList"]:
+            if item["Name"].startswith(f"{CLUSTER}/"):
+                secrets[item["Name"]] = {
+                    "value": json.loads(sm.get_secret_value(SecretId=item["Name"])["SecretString"]),
+                    "tags": {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])},
+                }
+    s3 = boto3.client("s3", region_name=REGION)
+    buckets = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    return {
+        "databases": rds.describe_db_instances()["DBInstances"],
+        "db_snapshots": [snap["DBSnapshotIdentifier"] for snap in rds.describe_db_snapshots()["DBSnapshots"]],
+        "caches": ec.describe_replication_groups()["ReplicationGroups"],
+        "cache_snapshots": [snap["SnapshotName"] for snap in ec.describe_snapshots()["Snapshots"]],
+        "secrets": secrets,
+        "buckets": buckets,
+        "certificates": boto3.client("acm", region_name=REGION).list_certificates()["CertificateSummaryList"],
+        "security_groups": [
+            group["GroupName"]
+            for group in boto3.client("ec2", region_name=REGION).describe_security_groups()["SecurityGroups"]
+        ],
+        "clusters": boto3.client("eks", region_name=REGION).list_clusters()["clusters"],
+        "policy": _inline_policy(),
+    }
+
+
+def _inline_policy() -> list[str]:
+    iam = boto3.client("iam", region_name=REGION)
+    try:
+        return list(iam.list_role_policies(RoleName=f"{CLUSTER}-external-secrets")["PolicyNames"])
+    except iam.exceptions.NoSuchEntityException:
+        return []
+
+
+@pytest.fixture(scope="module")
+def scenario(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    work = tmp_path_factory.mktemp("e2e")
+    with pytest.MonkeyPatch.context() as patch:
+        patch_moto_gaps(patch)
+        base = fake_aws_environment()
+        for key, value in base.items():
+            patch.setenv(key, value)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+            patch.setenv("AWS_ENDPOINT_URL", endpoint)
+            zone = boto3.client("route53", region_name=REGION).create_hosted_zone(
+                Name="example.org", CallerReference="e2e"
+            )
+            zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+            emulate.load_balancer(REGION, CLUSTER)
+            tls = make_tls(work, HOSTS)
+            standins = install_standins(work / "bin", repo)
+            bundle = {f"/{REGION}/{REGION}-bundle.pem": FAKE_PEM.encode()}
+            with https_server(tls) as https_port, file_server(bundle) as truststore:
+                env = {
+                    **standins.environ(base),
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "MISP_EKS_TIMING": "fast",
+                    "MISP_EKS_RDS_TRUSTSTORE_URL": truststore,
+                    "MISP_EKS_VERIFY_CONNECT_TO": f"127.0.0.1:{https_port}",
+                    "SSL_CERT_FILE": str(tls.ca_file),
+                    "GITHUB_TOKEN": "test-token-not-real",
+                    "STANDIN_ZONE_ID": zone_id,
+                    "HOME": str(work),
+                }
+                first = _bootstrap(repo, env, work / "calls-1.jsonl")
+                after_bootstrap = _snapshot_aws()
+                second = _bootstrap(repo, env, work / "calls-2.jsonl")
+                emulate.dns_records(REGION, zone_id, HOSTS)
+                destroy = _bootstrap(repo, env, work / "calls-3.jsonl", "--destroy")
+                after_destroy = _snapshot_aws()
+        finally:
+            server.stop()
+    return Scenario(first, second, destroy, standins.invocations(), after_bootstrap, after_destroy)
+
+
+def _tools(scenario: Scenario, tool: str) -> list[list[str]]:
+    return [item["argv"] for item in scenario.standins if item["tool"] == tool]
+
+
+def test_bootstrap_succeeds(scenario: Scenario) -> None:
+    assert scenario.first.returncode == 0, scenario.first.stderr + scenario.first.stdout[-3000:]
+    assert "Summary" in scenario.first.stdout
+    assert "Traceback" not in scenario.first.stderr
+
+
+def test_database_is_highly_available_and_protected(scenario: Scenario) -> None:
+    (db,) = scenario.after_bootstrap["databases"]
+    assert db["DBInstanceIdentifier"] == naming.db_instance(CLUSTER)
+    assert db["MultiAZ"] and db["StorageEncrypted"] and db["DeletionProtection"] and db["CopyTagsToSnapshot"]
+    assert not db["PubliclyAccessible"]
+    assert db["BackupRetentionPeriod"] == 30
+    assert db["CACertificateIdentifier"] == "rds-ca-rsa2048-g1"
+    assert db["StorageType"] == "gp3" and db["AllocatedStorage"] == 100 and db["MaxAllocatedStorage"] == 500
+    assert db["MasterUserSecret"]["SecretArn"]
+    zones = {subnet["SubnetAvailabilityZone"]["Name"] for subnet in db["DBSubnetGroup"]["Subnets"]}
+    assert zones == {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+    assert db["DBParameterGroups"][0]["DBParameterGroupName"] == naming.db_parameter_group(CLUSTER)
+
+
+def test_caches_fail_over_across_zones_with_tls_and_auth(scenario: Scenario) -> None:
+    groups = {group["ReplicationGroupId"]: group for group in scenario.after_bootstrap["caches"]}
+    assert set(groups) == {naming.cache_group(CLUSTER, "misp"), naming.cache_group(CLUSTER, "dashboard")}
+    requests = [call["params"] for call in scenario.first.calls if call["operation"] == "CreateReplicationGroup"]
+    assert len(requests) == 2
+    for group in groups.values():
+        assert group["MultiAZ"] == "enabled" and group["AutomaticFailover"] == "enabled"
+        assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"] and group["AuthTokenEnabled"]
+        assert group["ClusterEnabled"] is False
+    for request in requests:
+        assert request["NumCacheClusters"] == 2
+        assert len(set(request["PreferredCacheClusterAZs"])) == 2
+        assert request["AuthToken"] == "<redacted>"  # the call log never holds a secret
+        assert request["Engine"] == "valkey" and request["SnapshotRetentionLimit"] == 7
+
+
+def test_secrets_have_the_right_names_keys_and_forms(scenario: Scenario) -> None:
+    secrets = scenario.after_bootstrap["secrets"]
+    assert set(secrets) == {spec.name(CLUSTER) for spec in naming.SECRETS}
+    for spec in naming.SECRETS:
+        item = secrets[spec.name(CLUSTER)]
+        assert tuple(item["value"]) == spec.keys
+        assert item["tags"][naming.PART_OF_TAG] == "misp" and item["tags"]["environment"] == "prod"
+        assert item["tags"]["owner"] == "secops"
+    app = secrets[f"{CLUSTER}/misp/app"]["value"]
+    assert app["BASE_URL"] == "https://misp.example.org"
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", app["ADMIN_KEY"])
+    assert re.fullmatch(r"[0-9a-f-]{36}", app["UUID"]) and re.fullmatch(r"[0-9a-f-]{36}", app["ADMIN_ORG_UUID"])
+    assert len(app["ADMIN_PASSWORD"]) >= 12
+    database = secrets[f"{CLUSTER}/misp/database"]["value"]
+    assert database["username"] == naming.DATABASE_APP_USER and database["database"] == naming.DATABASE_NAME
+    assert re.fullmatch(r"[A-Za-z0-9]+", database["password"])
+    for name in ("misp/redis", "dashboard/redis"):
+        assert re.fullmatch(r"[A-Za-z0-9]{64}", secrets[f"{CLUSTER}/{name}"]["value"]["auth_token"])
+    assert secrets[f"{CLUSTER}/rds-ca"]["value"]["bundle"] == FAKE_PEM
+    assert secrets[f"{CLUSTER}/dashboard/maxmind"]["value"] == {"account_id": "", "license_key": ""}
+    gpg = secrets[f"{CLUSTER}/misp/gpg"]["value"]
+    assert gpg["private_key"].startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    assert gpg["public_key"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+
+def test_certificates_and_master_secret_access(scenario: Scenario) -> None:
+    issued = {cert["DomainName"]: cert["Status"] for cert in scenario.after_bootstrap["certificates"]}
+    assert issued == dict.fromkeys(HOSTS, "ISSUED")
+    assert scenario.after_bootstrap["policy"] == [emulate.EKSCTL_POLICY, naming.RDS_MASTER_SECRET_POLICY] or set(
+        scenario.after_bootstrap["policy"]
+    ) == {emulate.EKSCTL_POLICY, naming.RDS_MASTER_SECRET_POLICY}
+    (put,) = [call["params"] for call in scenario.first.calls if call["operation"] == "PutRolePolicy"]
+    document = json.loads(put["PolicyDocument"])
+    (db,) = scenario.after_bootstrap["databases"]
+    assert document["Statement"][0]["Resource"] == db["MasterUserSecret"]["SecretArn"]
+
+
+def test_eksctl_got_the_rendered_config(scenario: Scenario) -> None:
+    creates = [
+        item for item in scenario.standins if item["tool"] == "eksctl" and item["argv"][:2] == ["create", "cluster"]
+    ]
+    assert len(creates) == 1
+    assert creates[0]["argv"] == ["create", "cluster", "-f", "-"]
+    assert "${" not in creates[0]["stdin"]
+    assert f"arn:aws:kms:{REGION}:{ACCOUNT}:key/" in creates[0]["stdin"]
+
+
+def test_cluster_vars_hold_every_field_and_no_secret(scenario: Scenario) -> None:
+    applies = [item for item in scenario.standins if item["tool"] == "kubectl" and item["argv"] == ["apply", "-f", "-"]]
+    assert len(applies) == 1
+    document = json.loads(applies[0]["stdin"])
+    (configmap,) = [item for item in document["items"] if item["kind"] == "ConfigMap"]
+    assert configmap["metadata"] == {
+        "name": "cluster-vars",
+        "namespace": "flux-system",
+        "labels": {"app.kubernetes.io/managed-by": "misp-eks-bootstrap"},
+    }
+    data = configmap["data"]
+    assert set(data) == set(ClusterVars.names())
+    ClusterVars(**data)  # every value valid
+    (db,) = scenario.after_bootstrap["databases"]
+    assert data["db_endpoint"] == db["Endpoint"]["Address"] and data["db_port"] == "3306"
+    assert data["db_master_secret_arn"] == db["MasterUserSecret"]["SecretArn"]
+    assert data["vpc_cidr"] == "10.20.0.0/16" and data["vpc_id"].startswith("vpc-")
+    assert data["aws_account_id"] == ACCOUNT and data["cluster_name"] == CLUSTER and data["environment"] == "prod"
+    assert data["waf_acl_arn"] == "none" and data["ingress_allowed_cidrs"] == "0.0.0.0/0"
+    assert data["attachments_bucket"] == f"{CLUSTER}-attachments-{ACCOUNT}"
+    assert (
+        data["misp_certificate_arn"].startswith("arn:aws:acm:")
+        and data["dashboard_certificate_arn"] != data["misp_certificate_arn"]
+    )
+    secret_values = {
+        value
+        for item in scenario.after_bootstrap["secrets"].values()
+        for value in item["value"].values()
+        if len(value) > 8
+    }
+    assert not secret_values & set(data.values())
+    for item in scenario.standins:
+        for value in secret_values:
+            assert value not in json.dumps(item["argv"])
+
+
+def test_flux_was_bootstrapped_from_github_after_cluster_vars(scenario: Scenario) -> None:
+    flux = [argv for argv in _tools(scenario, "flux") if argv[:1] == ["bootstrap"]]
+    assert flux == [
+        [
+            "bootstrap",
+            "github",
+            "--token-auth",
+            "--owner=example-org",
+            "--repository=misp-eks",
+            "--branch=main",
+            "--path=clusters/prod",
+        ]
+    ]
+    kubeconfigs = {
+        item["kubeconfig"]
+        for item in scenario.standins
+        if item["tool"] in ("kubectl", "flux")
+        if item["argv"][:1] not in (["version"],)
+    }
+    assert None not in kubeconfigs
+
+
+def test_rerun_on_a_converged_environment_changes_nothing(scenario: Scenario) -> None:
+    assert scenario.second.returncode == 0, scenario.second.stderr
+    assert scenario.second.calls, "the re-run recorded no AWS call"
+    assert [f"{call['service']}:{call['operation']}" for call in scenario.second.calls if call["mutating"]] == []
+    assert "created" not in [
+        line.split(": ")[-1].split(" ")[0] for line in scenario.second.stdout.splitlines() if ": created" in line
+    ]
+
+
+def test_destroy_keeps_the_data_and_runs_in_a_safe_order(scenario: Scenario) -> None:
+    assert scenario.destroy.returncode == 0, scenario.destroy.stderr + scenario.destroy.stdout[-3000:]
+    after = scenario.after_destroy
+    assert after["databases"] == [] and after["caches"] == [] and after["clusters"] == []
+    assert any(name.startswith(f"{CLUSTER}-misp-final-") for name in after["db_snapshots"])
+    assert (
+        sum(
+            name.startswith((f"{CLUSTER}-misp-final-", f"{CLUSTER}-dashboard-final-"))
+            for name in after["cache_snapshots"]
+        )
+        == 2
+    )
+    assert f"{CLUSTER}-attachments-{ACCOUNT}" in after["buckets"]
+    assert set(after["secrets"]) == {spec.name(CLUSTER) for spec in naming.SECRETS}
+    delete = next(call["params"] for call in scenario.destroy.calls if call["operation"] == "DeleteDBInstance")
+    assert delete["DeleteAutomatedBackups"] is False and delete["SkipFinalSnapshot"] is False
+    operations = [call["operation"] for call in scenario.destroy.calls if call["mutating"]]
+    assert (
+        "DeleteSecret" not in operations
+        and "DeleteBucket" not in operations
+        and "ScheduleKeyDeletion" not in operations
+    )
+    # Flux suspended, then Ingresses, then workloads, then (AWS) data, then the cluster.
+    sequence = [
+        " ".join(item["argv"][:2])
+        for item in scenario.standins
+        if item["argv"][:2]
+        in (["suspend", "kustomization"], ["delete", "ingress"], ["scale", "--replicas=0"], ["delete", "cluster"])
+    ]
+    assert sequence == [
+        "suspend kustomization",
+        "delete ingress",
+        "scale --replicas=0",
+        "scale --replicas=0",
+        "delete cluster",
+    ]
+    assert operations.index("DeleteDBInstance") < operations.index("DeleteRolePolicy")
