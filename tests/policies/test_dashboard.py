@@ -78,8 +78,14 @@ def test_web_replicas_in_production(report):
 
 def test_web_probes(report):
     deployment = obj(report, "prod", "misp-dashboard", "Deployment", "misp-dashboard-web")
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"] = "/"
-    assert_finds(dashboard.web(report), "livenessProbe", "/healthz")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] = "/"
+    assert_finds(dashboard.web(report), "readinessProbe", "/healthz")
+
+
+def test_web_liveness(report):
+    deployment = obj(report, "prod", "misp-dashboard", "Deployment", "misp-dashboard-web")
+    deployment["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe")
+    assert_finds(dashboard.web(report), "livenessProbe", "needs one")
 
 
 def test_ingress_like_misps(report):

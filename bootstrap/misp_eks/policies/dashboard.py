@@ -148,9 +148,11 @@ def web(report: Report) -> Iterator[Problem]:
                 yield problem(resource, "", "needs a PodDisruptionBudget")
             found = container(resource, "web")
             if found is not None:
-                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                for probe in ("startupProbe", "readinessProbe"):
                     if dig(found[1], probe, "httpGet", "path") != "/healthz":
                         yield problem(resource, f"spec.template.spec.containers[{found[0]}].{probe}", "probe /healthz")
+                if not found[1].get("livenessProbe"):
+                    yield problem(resource, f"spec.template.spec.containers[{found[0]}].livenessProbe", "needs one")
         ingress = tree.get("Ingress", DASHBOARD, DASHBOARD_NAMESPACE)
         if ingress is None:
             yield Problem(tree.path, "no Ingress for the dashboard")
