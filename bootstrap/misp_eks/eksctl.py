@@ -201,11 +201,12 @@ class ClusterConfig(_Strict):
         names = [group.name for group in self.managedNodeGroups]
         if len(names) != len(set(names)):
             raise ValueError("managedNodeGroups names must be unique")
-        for group in self.managedNodeGroups:
+        for index, group in enumerate(self.managedNodeGroups):
             outside = set(group.availabilityZones) - set(self.availabilityZones)
             if self.availabilityZones and outside:
                 raise ValueError(
-                    f"managedNodeGroups {group.name}: zones {sorted(outside)} are not in availabilityZones"
+                    f"managedNodeGroups[{index}].availabilityZones: node group {group.name}: zones {sorted(outside)} "
+                    "are not in availabilityZones"
                 )
         for zone in self.availabilityZones:
             if not re.fullmatch(re.escape(self.metadata.region) + r"[a-z]", zone):

@@ -118,11 +118,6 @@ def test_missing_kubectl_is_reported_without_a_traceback(
     assert "Traceback" not in captured.out + captured.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a missing kubectl is reported as a problem of every tree (then '(again)', then every directory "
-    "'no Flux Kustomization applies...', and exit 1) instead of the one line and exit 2 that UserError promises",
-)
 def test_missing_kubectl_is_one_line_and_exit_2(
     fixture_repo: FixtureRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):

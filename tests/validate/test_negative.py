@@ -333,11 +333,6 @@ def test_inline_variables_override_cluster_vars(fixture_repo: FixtureRepo):
     assert report.applied(ENV, "demo").one("ConfigMap", "demo-config").obj["data"]["domain"] == "example.net"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runner._applied_trees resolves substituteFrom when a Flux Kustomization is submitted, before "
-    "the trees of its siblings (even those it dependsOn) are built: a ConfigMap they define is reported missing",
-)
 def test_variables_from_a_configmap_applied_by_a_dependency(fixture_repo: FixtureRepo):
     fixture_repo.add_resource("infrastructure/controllers", "extra-vars.yaml", EXTRA_VARS)  # demo dependsOn it
     fixture_repo.replace(
@@ -544,11 +539,6 @@ def test_pdb_selecting_no_pod(fixture_repo: FixtureRepo):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: references.check_targets treats a PodDisruptionBudget's empty selector ({}) as selecting no pod; "
-    "in policy/v1 it selects every pod of the namespace",
-)
 def test_pdb_with_an_empty_selector_selects_every_pod(fixture_repo: FixtureRepo):
     fixture_repo.replace(
         AUTOSCALING, "  selector:\n    matchLabels:\n      app.kubernetes.io/name: demo\n", "  selector: {}\n"
@@ -788,51 +778,26 @@ def test_kustomize_build_failure_is_one_line_without_paths_outside_the_repositor
 # --- Crashes on bad input: validate_repository must report, never raise ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runner._Validator.kube raises ValueError (KubernetesSchemas) for a Kubernetes version that "
-    "kubernetes-validate has no schemas for; validate_repository crashes instead of naming metadata.version",
-)
 def test_unsupported_kubernetes_version_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
     fixture_repo.replace(CLUSTER, 'version: "1.35"', 'version: "1.99"')
     expect(fixture_repo.validate(), where=CLUSTER, field="metadata.version", message="1.99")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: graph.check_helmreleases calls .get on every spec.dependsOn item; a string item "
-    "(which the schema check already reports) crashes validate_repository with AttributeError",
-)
 def test_helmrelease_depends_on_a_string_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
     fixture_repo.replace(RELEASE, "  releaseName: podinfo\n", "  releaseName: podinfo\n  dependsOn: [other]\n")
     expect(fixture_repo.validate(), where=RELEASE, obj=HELMRELEASE, field="spec.dependsOn[0]")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: references.check_services calls .get on every spec.ports item; a scalar item "
-    "(which the schema check already reports) crashes validate_repository with AttributeError",
-)
 def test_service_port_that_is_not_a_mapping_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
     fixture_repo.replace(SERVICE, "  ports:\n", "  ports:\n    - 80\n")
     expect(fixture_repo.validate(), where=SERVICE, obj="Service demo/demo", field="spec.ports[0]")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: flux.FluxKustomization.inline_vars calls .items() on spec.postBuild.substitute; a list "
-    "(which the schema check already reports) crashes validate_repository with AttributeError",
-)
 def test_post_build_substitute_that_is_not_a_mapping_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
     fixture_repo.replace(APPS, "  postBuild:\n", "  postBuild:\n    substitute: [greeting]\n")
     expect(fixture_repo.validate(), where=APPS, obj=FLUX_APP, field="spec.postBuild.substitute")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runner._variables base64-decodes a substituteFrom Secret's data without a guard: invalid "
-    "base64 crashes validate_repository with binascii.Error",
-)
 def test_substitute_from_secret_with_invalid_base64_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
     manifest = (
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: flux-system\ndata:\n  a: '!!notbase64'\n"
@@ -889,11 +854,6 @@ def test_cluster_config_nodegroup_zone_outside_availability_zones(fixture_repo: 
     assert "eu-west-1d" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: eksctl.ClusterConfig._consistent says 'managedNodeGroups general-a: zones ...', which does not "
-    "start with a field path, so environment.validation_problems leaves the problem without a field",
-)
 def test_cluster_config_nodegroup_zone_outside_availability_zones_names_the_field(fixture_repo: FixtureRepo):
     fixture_repo.replace(CLUSTER, "availabilityZones: [eu-west-1a]", "availabilityZones: [eu-west-1d]")
     problem = expect(fixture_repo.validate(), where=CLUSTER, message="are not in availabilityZones")

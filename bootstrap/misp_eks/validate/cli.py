@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from misp_eks import kustomize
 from misp_eks.paths import repository_root
-from misp_eks.problems import Problem
+from misp_eks.problems import Problem, UserError
 from misp_eks.validate.runner import Report, validate_repository
 
 
@@ -46,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     root = (args.root or repository_root()).resolve()
     if not root.is_dir():
         print(f"error: {root}: not a directory", file=sys.stderr)
+        return 2
+    try:
+        kustomize.kubectl()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     from misp_eks.policies import ALL_POLICIES
 

@@ -37,9 +37,10 @@ class FluxKustomization:
 
     @property
     def depends_on(self) -> list[tuple[str, str]]:
+        items = self.spec.get("dependsOn")
         return [
             (str(item.get("name", "")), str(item.get("namespace") or self.namespace))
-            for item in self.spec.get("dependsOn") or []
+            for item in (items if isinstance(items, list) else [])
             if isinstance(item, dict)
         ]
 
@@ -55,13 +56,15 @@ class FluxKustomization:
 
     @property
     def inline_vars(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in (self.post_build.get("substitute") or {}).items()}
+        values = self.post_build.get("substitute")
+        return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
 
     @property
     def var_sources(self) -> list[VarSource]:
+        items = self.post_build.get("substituteFrom")
         return [
             VarSource(str(item.get("kind", "")), str(item.get("name", "")), bool(item.get("optional", False)))
-            for item in self.post_build.get("substituteFrom") or []
+            for item in (items if isinstance(items, list) else [])
             if isinstance(item, dict)
         ]
 

@@ -113,6 +113,8 @@ def check_helmreleases(releases: list[Resource], sources: list[Resource]) -> Ite
         if not chart and not isinstance(chart_ref, dict):
             yield Problem(release.origin, "needs spec.chart or spec.chartRef", obj=release.ref, field="spec")
         for index, dep in enumerate(release.spec.get("dependsOn") or []):
+            if not isinstance(dep, dict):
+                continue  # the schema check reports it
             key = (dep.get("namespace") or release.namespace, dep.get("name"))
             if key not in release_keys:
                 yield Problem(

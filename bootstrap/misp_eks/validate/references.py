@@ -33,7 +33,13 @@ def _workloads(tree: Tree, namespace: str) -> list[Resource]:
 
 
 def _container_ports(workload: Resource) -> list[dict[str, Any]]:
-    return [port for container in containers(workload, include_init=False) for port in container.get("ports") or []]
+    return [
+        port
+        for container in containers(workload, include_init=False)
+        if isinstance(container, dict)
+        for port in container.get("ports") or []
+        if isinstance(port, dict)
+    ]
 
 
 def check_namespaces(tree: Tree) -> Iterator[Problem]:
@@ -52,8 +58,10 @@ def check_services(tree: Tree) -> Iterator[Problem]:
         if not matching:
             yield _problem(service, "spec.selector", f"selects no pod in namespace {service.namespace}")
             continue
-        ports = [port for workload in matching for port in _container_ports(workload)]
+        ports = [port for workload in matching for port in _container_ports(workload) if isinstance(port, dict)]
         for index, port in enumerate(service.spec.get("ports") or []):
+            if not isinstance(port, dict):
+                continue  # the schema check reports it
             target = port.get("targetPort", port.get("port"))
             if isinstance(target, str):
                 found = any(p.get("name") == target for p in ports)
@@ -72,7 +80,11 @@ def _ingress_backends(ingress: Resource) -> Iterator[tuple[str, dict[str, Any]]]
     if isinstance(default, dict) and "service" in default:
         yield "spec.defaultBackend.service", default["service"]
     for r, rule in enumerate(ingress.spec.get("rules") or []):
+        if not isinstance(rule, dict):
+            continue
         for p, path in enumerate(((rule.get("http") or {}).get("paths")) or []):
+            if not isinstance(path, dict):
+                continue
             backend = path.get("backend") or {}
             if "service" in backend:
                 yield f"spec.rules[{r}].http.paths[{p}].backend.service", backend["service"]
@@ -86,7 +98,7 @@ def check_ingresses(tree: Tree) -> Iterator[Problem]:
                 yield _problem(ingress, f"{field}.name", f"no Service {backend.get('name')} in {ingress.namespace}")
                 continue
             port = backend.get("port") or {}
-            ports = service.spec.get("ports") or []
+            ports = [p for p in service.spec.get("ports") or [] if isinstance(p, dict)]
             if "name" in port:
                 found = any(p.get("name") == port["name"] for p in ports)
             else:
@@ -104,8 +116,8 @@ def check_targets(tree: Tree) -> Iterator[Problem]:
     for kind, field in (("PodDisruptionBudget", "spec.selector"), ("NetworkPolicy", "spec.podSelector")):
         for resource in tree.of_kind(kind):
             selector = resource.spec.get(field.split(".")[1])
-            if kind == "NetworkPolicy" and not selector:
-                continue  # an empty podSelector selects every pod of the namespace
+            if selector == {} or (kind == "NetworkPolicy" and not selector):
+                continue  # an empty selector selects every pod of the namespace
             if not any(selector_matches(selector, pod_labels(w)) for w in _workloads(tree, resource.namespace)):
                 yield _problem(resource, field, f"selects no pod in namespace {resource.namespace}")
 
@@ -136,16 +148,23 @@ def _exists(tree: Tree, kind: str, name: str, namespace: str) -> bool:
     return tree.get(kind, name, namespace) is not None
 
 
+def _mappings(value: object) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The mappings of a list, with their index; anything malformed is the schema check's to report."""
+    for index, item in enumerate(value if isinstance(value, list) else []):
+        if isinstance(item, dict):
+            yield index, item
+
+
 def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | None, bool]]:
     """(field, kind, name, key, optional) for every ConfigMap, Secret and ServiceAccount a pod uses."""
     spec = pod_spec(workload)
     base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
     if spec.get("serviceAccountName"):
         yield f"{base}.serviceAccountName", "ServiceAccount", spec["serviceAccountName"], None, False
-    for i, secret in enumerate(spec.get("imagePullSecrets") or []):
+    for i, secret in _mappings(spec.get("imagePullSecrets")):
         yield f"{base}.imagePullSecrets[{i}]", "Secret", secret.get("name"), None, False
-    for i, volume in enumerate(spec.get("volumes") or []):
-        if "configMap" in volume:
+    for i, volume in _mappings(spec.get("volumes")):
+        if isinstance(volume.get("configMap"), dict):
             source = volume["configMap"]
             yield (
                 f"{base}.volumes[{i}].configMap",
@@ -154,7 +173,7 @@ def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | N
                 None,
                 bool(source.get("optional")),
             )
-        if "secret" in volume:
+        if isinstance(volume.get("secret"), dict):
             source = volume["secret"]
             yield (
                 f"{base}.volumes[{i}].secret",
@@ -163,25 +182,25 @@ def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | N
                 None,
                 bool(source.get("optional")),
             )
-        for j, projected in enumerate((volume.get("projected") or {}).get("sources") or []):
+        for j, projected in _mappings((volume.get("projected") or {}).get("sources")):
             for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
-                if key in projected:
+                if isinstance(projected.get(key), dict):
                     source = projected[key]
                     field = f"{base}.volumes[{i}].projected.sources[{j}].{key}"
                     yield field, kind, source.get("name"), None, bool(source.get("optional"))
     for group in ("initContainers", "containers"):
-        for c, container in enumerate(spec.get(group) or []):
+        for c, container in _mappings(spec.get(group)):
             prefix = f"{base}.{group}[{c}]"
-            for e, env in enumerate(container.get("env") or []):
-                value_from = env.get("valueFrom") or {}
+            for e, env in _mappings(container.get("env")):
+                value_from = env.get("valueFrom") if isinstance(env.get("valueFrom"), dict) else {}
                 for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
-                    if key in value_from:
+                    if isinstance(value_from.get(key), dict):
                         ref = value_from[key]
                         field = f"{prefix}.env[{e}].valueFrom.{key}"
                         yield field, kind, ref.get("name"), ref.get("key"), bool(ref.get("optional"))
-            for e, env_from in enumerate(container.get("envFrom") or []):
+            for e, env_from in _mappings(container.get("envFrom")):
                 for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
-                    if key in env_from:
+                    if isinstance(env_from.get(key), dict):
                         ref = env_from[key]
                         yield (
                             f"{prefix}.envFrom[{e}].{key}",
@@ -198,10 +217,10 @@ def check_volume_mounts(tree: Tree) -> Iterator[Problem]:
             continue
         spec = pod_spec(workload)
         base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
-        volumes = {v.get("name") for v in spec.get("volumes") or []}
+        volumes = {v.get("name") for _, v in _mappings(spec.get("volumes"))}
         for group in ("initContainers", "containers"):
-            for c, container in enumerate(spec.get(group) or []):
-                for m, mount in enumerate(container.get("volumeMounts") or []):
+            for c, container in _mappings(spec.get(group)):
+                for m, mount in _mappings(container.get("volumeMounts")):
                     if mount.get("name") not in volumes:
                         yield _problem(
                             workload, f"{base}.{group}[{c}].volumeMounts[{m}].name", f"no volume {mount.get('name')}"

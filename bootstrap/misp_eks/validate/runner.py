@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from misp_eks.cluster_vars import ClusterVars
-from misp_eks.environment import CLUSTERS_DIR, Environment, environment_names, load_environment
+from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, environment_names, load_environment
 from misp_eks.problems import Problem, UserError
 from misp_eks.validate import graph, references
 from misp_eks.validate.build import build_tree
@@ -120,7 +120,11 @@ def _variables(item: FluxKustomization, known: list[Resource]) -> tuple[dict[str
         if found is not None:
             data = found.obj.get("data") or {}
             if source.kind == "Secret":
-                data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+                try:
+                    data = {k: base64.b64decode(str(v), validate=True).decode() for k, v in data.items()}
+                except (ValueError, UnicodeDecodeError):
+                    problems.append(Problem(found.origin, "data is not valid base64 text", obj=found.ref, field="data"))
+                    continue
             variables.update({k: str(v) for k, v in data.items()})
         elif not source.optional:
             problems.append(
@@ -174,9 +178,17 @@ class _Validator:
         self.report.problems.extend(layout.problems)
         for name in environment_names(self.root):
             try:
-                self.report.environments[name] = load_environment(self.root, name)
+                env = load_environment(self.root, name)
             except UserError as error:
                 self.report.problems.append(error.problem)
+                continue
+            try:
+                self.kube(env.kubernetes_version)
+            except ValueError as error:
+                where = f"{CLUSTERS_DIR}/{name}/{CLUSTER_FILE}"
+                self.report.problems.append(Problem(where, str(error), obj="ClusterConfig", field="metadata.version"))
+                continue
+            self.report.environments[name] = env
         warm.result()
         self._applied_trees()
         self._bases(layout)
@@ -187,8 +199,19 @@ class _Validator:
         return self.report
 
     def _applied_trees(self) -> None:
+        """Build every Flux Kustomization's tree, discovering them from the trees already built.
+
+        A Kustomization that substitutes from something other than cluster-vars waits until every
+        other tree is built, so that a ConfigMap or Secret applied by its dependencies is known.
+        """
         pending: dict[Future[TreeReport], Environment] = {}
+        deferred: list[tuple[Environment, FluxKustomization]] = []
         seen: set[tuple[str, str, str]] = set()
+
+        def start(env: Environment, item: FluxKustomization) -> None:
+            known = [r for t in self.report.trees if t.env == env.name for r in t.tree]
+            variables, problems = _variables(item, known)
+            pending[self.pool.submit(self.build, env, item.path, item, variables, problems)] = env
 
         def submit(env: Environment, item: FluxKustomization) -> None:
             key = (env.name, item.namespace, item.name)
@@ -198,13 +221,17 @@ class _Validator:
             self.report.kustomizations.setdefault(env.name, []).append(item)
             if not (self.root / item.path).is_dir():
                 return  # reported by the graph check
-            known = [r for t in self.report.trees if t.env == env.name for r in t.tree]
-            variables, problems = _variables(item, known)
-            pending[self.pool.submit(self.build, env, item.path, item, variables, problems)] = env
+            if any(not is_cluster_vars(source, item.namespace) for source in item.var_sources):
+                deferred.append((env, item))
+            else:
+                start(env, item)
 
         for env in self.report.environments.values():
             submit(env, bootstrap_root(env.name, f"{CLUSTERS_DIR}/{env.name}"))
-        while pending:
+        while pending or deferred:
+            if not pending:
+                start(*deferred.pop(0))
+                continue
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 env = pending.pop(future)
