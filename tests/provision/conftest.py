@@ -245,3 +245,95 @@ def install_standins(directory: Path, repo: Path) -> StandIns:
 @pytest.fixture
 def standins(tmp_path: Path, repo: Path) -> StandIns:
     return install_standins(tmp_path / "bin", repo)
+
+
+# In-process tools: the stand-ins' logic, called directly so that it sees the in-process moto.
+
+
+@dataclass
+class FakeTools:
+    """A Tools replacement that runs standin.py's eksctl, flux and kubectl in this process."""
+
+    workdir: Path
+    environ: dict[str, str] = field(default_factory=dict)
+    runs: list[tuple[str, list[str], str | None]] = field(default_factory=list)
+    on_line: Any = None
+
+    def __post_init__(self) -> None:
+        self.environ.setdefault("STANDIN_STATE", str(self.workdir / "standins.json"))
+        self.environ.setdefault("STANDIN_LOG", str(self.workdir / "standins.jsonl"))
+
+    def require(self, spec: Any) -> Any:
+        from misp_eks.provision.tools import Found
+
+        return Found(spec, Path(f"/fake/{spec.name}"), spec.minimum)
+
+    def run(
+        self,
+        spec: Any,
+        args: Any,
+        *,
+        timeout: float,
+        stdin: str | None = None,
+        env: Any = None,
+        stream: bool = False,
+        interactive: bool = False,
+        what: str | None = None,
+    ) -> str:
+        import contextlib
+
+        from misp_eks.provision.errors import ToolFailed
+        from tests.provision import standin
+
+        self.runs.append((spec.name, list(args), stdin))
+        output, errors = io.StringIO(), io.StringIO()
+        patched = {**self.environ, **(env or {})}
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in patched.items():
+                patch.setenv(key, value)
+            try:
+                with contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
+                    getattr(standin, spec.name)(list(args), stdin)
+            except SystemExit as exit_:
+                raise ToolFailed(f"{what or spec.name} failed: {errors.getvalue().strip() or exit_}") from None
+        return output.getvalue()
+
+    def calls(self, tool: str) -> list[list[str]]:
+        return [args for name, args, _ in self.runs if name == tool]
+
+    def state(self) -> dict[str, Any]:
+        path = Path(self.environ["STANDIN_STATE"])
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture
+def tools(run: Run, tmp_path: Path) -> FakeTools:
+    fake = FakeTools(tmp_path, environ={"GITHUB_TOKEN": "test-token-not-real"})
+    run.ctx.tools = fake  # type: ignore[assignment]
+    run.ctx.environ = {**run.ctx.environ, "GITHUB_TOKEN": "test-token-not-real"}
+    return fake
+
+
+# Injected AWS errors: a before-call handler answers instead of AWS (as botocore's Stubber does).
+
+
+def inject_error(events: Any, service: str, operation: str, code: str, message: str, status: int = 400) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return AWSResponse("https://example.invalid", status, {}, None), parsed
+
+    events.register(f"before-call.{service}.{operation}", answer)
+
+
+@pytest.fixture
+def converged(run: Run, tools: FakeTools, zone_id: str) -> Run:
+    """Every AWS phase done (cluster through dns), with eksctl in-process."""
+    from misp_eks.provision import certificates, cluster, data, secrets
+
+    cluster.ensure(run.ctx)
+    secrets.ensure_all(run.ctx)
+    data.run(run.ctx)
+    certificates.ensure_all(run.ctx)
+    return run

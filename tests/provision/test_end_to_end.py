@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from misp_eks import naming
 from misp_eks.cluster_vars import ClusterVars
 from tests.provision import emulate
-from tests.provision.conftest import ACCOUNT, FAKE_PEM, REGION, fake_aws_environment, install_standins, patch_moto_gaps
-from tests.provision.servers import file_server, https_server, make_tls
+from tests.provision.conftest import ACCOUNT, FAKE_PEM, REGION
+from tests.provision.world import CLUSTER, HOSTS, World, world
 
-CLUSTER = "misp-prod"
-HOSTS = ["misp.example.org", "misp-dashboard.example.org"]
 RUN_TIMEOUT = 240
 
 
@@ -49,16 +44,8 @@ class Scenario:
     after_destroy: dict[str, Any] = field(default_factory=dict)
 
 
-def _bootstrap(repo: Path, env: dict[str, str], calls: Path, *args: str) -> Outcome:
-    result = subprocess.run(
-        [sys.executable, str(repo / "bootstrap" / "bootstrap.py"), "--env", "prod", "--yes", "--plain", *args],
-        env={**env, "MISP_EKS_RECORD_CALLS": str(calls)},
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+def _bootstrap(world: World, calls: Path, *args: str) -> Outcome:
+    result = world.bootstrap(*args, calls=calls, timeout=RUN_TIMEOUT)
     recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
     return Outcome(result.returncode, result.stdout, result.stderr, recorded)
 
@@ -104,45 +91,15 @@ def _inline_policy() -> list[str]:
 @pytest.fixture(scope="module")
 def scenario(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     work = tmp_path_factory.mktemp("e2e")
-    with pytest.MonkeyPatch.context() as patch:
-        patch_moto_gaps(patch)
-        base = fake_aws_environment()
-        for key, value in base.items():
-            patch.setenv(key, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-            patch.setenv("AWS_ENDPOINT_URL", endpoint)
-            zone = boto3.client("route53", region_name=REGION).create_hosted_zone(
-                Name="example.org", CallerReference="e2e"
-            )
-            zone_id = zone["HostedZone"]["Id"].split("/")[-1]
-            emulate.load_balancer(REGION, CLUSTER)
-            tls = make_tls(work, HOSTS)
-            standins = install_standins(work / "bin", repo)
-            bundle = {f"/{REGION}/{REGION}-bundle.pem": FAKE_PEM.encode()}
-            with https_server(tls) as https_port, file_server(bundle) as truststore:
-                env = {
-                    **standins.environ(base),
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "MISP_EKS_TIMING": "fast",
-                    "MISP_EKS_RDS_TRUSTSTORE_URL": truststore,
-                    "MISP_EKS_VERIFY_CONNECT_TO": f"127.0.0.1:{https_port}",
-                    "SSL_CERT_FILE": str(tls.ca_file),
-                    "GITHUB_TOKEN": "test-token-not-real",
-                    "STANDIN_ZONE_ID": zone_id,
-                    "HOME": str(work),
-                }
-                first = _bootstrap(repo, env, work / "calls-1.jsonl")
-                after_bootstrap = _snapshot_aws()
-                second = _bootstrap(repo, env, work / "calls-2.jsonl")
-                emulate.dns_records(REGION, zone_id, HOSTS)
-                destroy = _bootstrap(repo, env, work / "calls-3.jsonl", "--destroy")
-                after_destroy = _snapshot_aws()
-        finally:
-            server.stop()
-    return Scenario(first, second, destroy, standins.invocations(), after_bootstrap, after_destroy)
+    with world(repo, work) as emulated:
+        first = _bootstrap(emulated, work / "calls-1.jsonl")
+        after_bootstrap = _snapshot_aws()
+        second = _bootstrap(emulated, work / "calls-2.jsonl")
+        emulate.dns_records(REGION, emulated.zone_id, HOSTS)
+        destroy = _bootstrap(emulated, work / "calls-3.jsonl", "--destroy")
+        after_destroy = _snapshot_aws()
+        invocations = emulated.standins.invocations()
+    return Scenario(first, second, destroy, invocations, after_bootstrap, after_destroy)
 
 
 def _tools(scenario: Scenario, tool: str) -> list[list[str]]:

@@ -116,11 +116,9 @@ _NOT_AUTHORIZED = re.compile(
 def is_quota(code: str) -> bool:
     if code in _THROTTLED:
         return False
-    return (
-        code.endswith(("QuotaExceeded", "QuotaExceededFault", "QuotaExceededException"))
-        or "LimitExceeded" in code
-        or code in {"TooManyBuckets", "ServiceQuotaExceededException"}
-    )
+    # RDS InstanceQuotaExceeded, ElastiCache NodeQuotaForCustomerExceeded, KMS LimitExceededException, ...
+    exceeded = code.removesuffix("Fault").removesuffix("Exception").endswith("Exceeded")
+    return (exceeded and ("Quota" in code or "Limit" in code)) or code in {"TooManyBuckets"}
 
 
 def error_code(error: ClientError) -> str:

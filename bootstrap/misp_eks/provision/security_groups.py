@@ -79,31 +79,39 @@ def ensure(ctx: Context, network: ClusterNetwork, firewall: Firewall) -> str:
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         action = "created"
     group_id = group["GroupId"]
-    wanted = desired_ingress(firewall, network)
-    current = group.get("IpPermissions", [])
-    if _rules(current) != _rules([wanted]):
-        if current:
-            ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_strip(current))
-        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[wanted])
-        action = "updated" if action == "exists" else action
+    wanted = _rules([desired_ingress(firewall, network)])
+    current = _rules(group.get("IpPermissions", []))
+    # Only the differences are written: the one wanted rule is never removed, even for a moment.
+    extra, missing = current - wanted, wanted - current
+    if extra:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(rule) for rule in sorted(extra)])
+    if missing:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[desired_ingress(firewall, network)])
     # A database or cache starts no connection of its own: no egress at all.
-    if group.get("IpPermissionsEgress"):
-        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=_strip(group["IpPermissionsEgress"]))
-        action = "updated" if action == "exists" else action
+    egress = _rules(group.get("IpPermissionsEgress", []))
+    if egress:
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[_permission(rule) for rule in sorted(egress)])
+    if (extra or missing or egress) and action == "exists":
+        action = "updated"
     ctx.record(KIND, firewall.name, action, f"{group_id}: tcp/{firewall.port} from {network.cluster_security_group}")
     return str(group_id)
 
 
-def _strip(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """IpPermissions as describe returns them, cleaned for revoke (which rejects read-only fields)."""
-    keys = ("IpProtocol", "FromPort", "ToPort", "UserIdGroupPairs", "IpRanges", "Ipv6Ranges", "PrefixListIds")
-    cleaned = []
-    for permission in permissions:
-        item = {key: permission[key] for key in keys if key in permission and permission[key] != []}
-        if "UserIdGroupPairs" in item:
-            item["UserIdGroupPairs"] = [{"GroupId": pair["GroupId"]} for pair in item["UserIdGroupPairs"]]
-        cleaned.append(item)
-    return cleaned
+def _permission(rule: tuple[str, int, int, str]) -> dict[str, Any]:
+    """One (protocol, from, to, source) rule as an IpPermission, for revoke."""
+    protocol, start, end, source = rule
+    permission: dict[str, Any] = {"IpProtocol": protocol}
+    if protocol != "-1":
+        permission.update(FromPort=start, ToPort=end)
+    if source.startswith("sg-"):
+        permission["UserIdGroupPairs"] = [{"GroupId": source}]
+    elif source.startswith("pl-"):
+        permission["PrefixListIds"] = [{"PrefixListId": source}]
+    elif ":" in source:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": source}]
+    else:
+        permission["IpRanges"] = [{"CidrIp": source}]
+    return permission
 
 
 def delete(ctx: Context, name: str) -> None:
