@@ -6,13 +6,10 @@ The client side runs in a separate Python that loads the hook exactly as the ima
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,16 +19,13 @@ from typing import ClassVar
 
 import pytest
 import redis
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from dashboard_entrypoint import wsgi
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.test import Client
 
 from tests.conftest import system_tool
+from tests.servers.tls import free_port, make_certificates
 
 from .support import ENTRYPOINT_DIR
 from .test_wsgi import FakeServer
@@ -40,54 +34,10 @@ pytestmark = pytest.mark.servers
 NO_RETRY = Retry(NoBackoff(), 0)
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def make_pki(directory: Path) -> dict[str, Path]:
     """A CA and a server certificate valid for DNS:localhost only (not for 127.0.0.1)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("test CA"))
-        .issuer_name(_name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {"ca": directory / "ca.pem", "cert": directory / "server.pem", "key": directory / "server.key"}
-    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    paths["key"].chmod(0o600)
-    assert ipaddress.ip_address("127.0.0.1")  # the address the certificate does NOT name
-    return paths
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    certificates = make_certificates(directory, hosts=("localhost",))
+    return {"ca": certificates.ca, "cert": certificates.cert, "key": certificates.key}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import system_tool
-from tests.servers.tls import Certificates, make_certificates
+from tests.servers.tls import Certificates, free_port, make_certificates
 
 pytestmark = pytest.mark.servers
 
@@ -51,12 +50,6 @@ class Server:
         return result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("mariadb")
@@ -70,7 +63,7 @@ def mariadb(tmp_path_factory) -> Iterator[Server]:
         timeout=120,
     )
     certificates = make_certificates(base / "tls")
-    port = _free_port()
+    port = free_port()
     server = Server(port, run / "mysqld.sock", certificates)
     process = subprocess.Popen(
         [

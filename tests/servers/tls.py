@@ -1,9 +1,10 @@
-"""A throw-away certificate authority and server certificate for tests that start TLS servers."""
+"""For tests that start servers: a throw-away certificate authority and certificate, and a free port."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,14 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "1
     result.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     result.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     result.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    result.key.chmod(0o600)
     return result
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
