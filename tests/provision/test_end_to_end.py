@@ -71,10 +71,15 @@ def _snapshot_aws() -> dict[str, Any]:
         "secrets": secrets,
         "buckets": buckets,
         "certificates": boto3.client("acm", region_name=REGION).list_certificates()["CertificateSummaryList"],
-        "security_groups": [
-            group["GroupName"]
+        "security_groups": {
+            group["GroupName"]: group
             for group in boto3.client("ec2", region_name=REGION).describe_security_groups()["SecurityGroups"]
-        ],
+        },
+        "cluster_security_group": emulate.stack_outputs(REGION, f"eksctl-{CLUSTER}-cluster").get(
+            "ClusterSecurityGroupId"
+        )
+        if CLUSTER in boto3.client("eks", region_name=REGION).list_clusters()["clusters"]
+        else None,
         "clusters": boto3.client("eks", region_name=REGION).list_clusters()["clusters"],
         "policy": _inline_policy(),
     }
@@ -124,6 +129,20 @@ def test_database_is_highly_available_and_protected(scenario: Scenario) -> None:
     zones = {subnet["SubnetAvailabilityZone"]["Name"] for subnet in db["DBSubnetGroup"]["Subnets"]}
     assert zones == {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
     assert db["DBParameterGroups"][0]["DBParameterGroupName"] == naming.db_parameter_group(CLUSTER)
+
+
+def test_data_layer_is_reachable_only_from_the_cluster_security_group(scenario: Scenario) -> None:
+    groups = scenario.after_bootstrap["security_groups"]
+    cluster_group = scenario.after_bootstrap["cluster_security_group"]
+    for name, port in ((f"{CLUSTER}-database", 3306), (f"{CLUSTER}-caches", 6379)):
+        (rule,) = groups[name]["IpPermissions"]
+        assert (rule["FromPort"], rule["ToPort"]) == (port, port)
+        assert [pair["GroupId"] for pair in rule["UserIdGroupPairs"]] == [cluster_group]
+        assert rule["IpRanges"] == [] and groups[name]["IpPermissionsEgress"] == []
+    (db,) = scenario.after_bootstrap["databases"]
+    assert [item["VpcSecurityGroupId"] for item in db["VpcSecurityGroups"]] == [
+        groups[f"{CLUSTER}-database"]["GroupId"]
+    ]
 
 
 def test_caches_fail_over_across_zones_with_tls_and_auth(scenario: Scenario) -> None:

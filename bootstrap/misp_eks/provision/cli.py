@@ -150,6 +150,7 @@ def main(
             stderr.write("aborted: nothing was changed\n")
             return EXIT_FAILURE
         phases.run(ctx, selected, phases.RunOptions(assume_yes=args.yes))
+        progress.close()  # the live display ends before the summary
         progress.show(summary_table(progress.outcomes, terminal=terminal))
         return 0
     except UserError as error:
@@ -207,6 +208,7 @@ def _destroy(ctx: Context, args: argparse.Namespace, stdin: IO[str], stdout: IO[
             if not _ask(question, expected, stdin, stdout):
                 raise InputError("aborted: the answer did not match; nothing was deleted")
     destroy.run(ctx, destroy.DestroyOptions(delete_bucket=args.delete_bucket, delete_secrets=args.delete_secrets))
+    ctx.progress.close()
     ctx.progress.show(summary_table(ctx.progress.outcomes, terminal=terminal))
     return 0
 

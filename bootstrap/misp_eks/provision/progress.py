@@ -142,15 +142,19 @@ class LiveProgress(_Base):
 
     _bar: RichProgressBar | None = None
 
-    def __post_init__(self) -> None:
-        self._bar = RichProgressBar(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self._bar.start()
+    def _started(self) -> RichProgressBar:
+        """The live display, started on first use (so that plans and prompts come before it)."""
+        with self._lock:
+            if self._bar is None:
+                self._bar = RichProgressBar(
+                    SpinnerColumn(),
+                    TextColumn("{task.description}"),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self._bar.start()
+            return self._bar
 
     def line(self, message: str) -> None:
         prefix = f"[bold]{self._phase}[/bold] " if self._phase else ""
@@ -159,33 +163,34 @@ class LiveProgress(_Base):
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        assert self._bar is not None
+        bar = self._started()
         self._phase = name
         started = time.monotonic()
-        task = self._bar.add_task(f"phase {name}", total=None)
+        task = bar.add_task(f"phase {name}", total=None)
         try:
             yield
         finally:
-            self._bar.remove_task(task)
+            bar.remove_task(task)
             self.line(f"[green]finished[/green] after {format_duration(time.monotonic() - started)}")
             self._phase = ""
 
     @contextmanager
     def waiting(self, what: str, status: str = "") -> Iterator[WaitTicker]:
-        assert self._bar is not None
-        task = self._bar.add_task(f"waiting for {_escape(what)}", total=None)
-        ticker = _LiveTicker(self._bar, task, what, time.monotonic())
+        bar = self._started()
+        task = bar.add_task(f"waiting for {_escape(what)}", total=None)
+        ticker = _LiveTicker(bar, task, what, time.monotonic())
         ticker.update(status)
         try:
             yield ticker
         finally:
-            self._bar.remove_task(task)
+            bar.remove_task(task)
         self.line(f"{what}: done after {format_duration(time.monotonic() - ticker.started)}")
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
 
 
 @dataclass

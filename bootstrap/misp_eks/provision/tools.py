@@ -150,10 +150,12 @@ class Tools:
         command = [str(found.path), *args]
         label = what or f"`{spec.name} {' '.join(args)}`"
         environment = {**self.environ, **(env or {})}
+        if interactive:
+            return self._interactive(command, environment, timeout, label)
         try:
             process = subprocess.Popen(
                 command,
-                stdin=subprocess.PIPE if stdin is not None else (None if interactive else subprocess.DEVNULL),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -205,6 +207,19 @@ class Tools:
                 f"{label} failed (exit {process.returncode}): {_last_line(''.join(tail) or ''.join(stdout))}"
             )
         return "".join(stdout)
+
+    @staticmethod
+    def _interactive(command: list[str], environment: dict[str, str], timeout: float, label: str) -> str:
+        """Run with the operator's terminal, for the tool's own prompts; nothing is captured."""
+        try:
+            result = subprocess.run(command, env=environment, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout(label, timeout) from None
+        except OSError as error:
+            raise ToolError(f"cannot run {command[0]}: {error.strerror}") from None
+        if result.returncode != 0:
+            raise ToolFailed(f"{label} failed (exit {result.returncode}): see its output above")
+        return ""
 
 
 def _last_line(text: str) -> str:
