@@ -14,7 +14,8 @@ from misp_eks.provision import gitops, verify
 from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite
 from misp_eks.settings import Gitops
 from tests.provision.conftest import FakeTools, Run, mutating
-from tests.provision.servers import https_server, make_tls
+from tests.provision.servers import https_server
+from tests.servers.tls import make_certificates
 
 
 def test_cluster_vars_are_built_from_settings_and_aws(converged: Run) -> None:
@@ -85,10 +86,10 @@ def test_verify_times_out_naming_the_endpoint(converged: Run, tools: FakeTools) 
 
 
 def test_https_check_verifies_the_certificate(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tls = make_tls(tmp_path, ["misp.example.org"])
+    tls = make_certificates(tmp_path, ("misp.example.org",))
     with https_server(tls) as port:
         environ = {verify.CONNECT_TO_ENV: f"127.0.0.1:{port}"}
-        monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
         get = verify.https_get(environ)
         assert get("https://misp.example.org/users/heartbeat", 5) == 200
         assert get("https://misp.example.org/nothing", 5) == 404

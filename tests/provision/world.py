@@ -20,7 +20,8 @@ from moto.server import ThreadedMotoServer
 
 from tests.provision import emulate
 from tests.provision.conftest import FAKE_PEM, REGION, StandIns, fake_aws_environment, install_standins, patch_moto_gaps
-from tests.provision.servers import file_server, https_server, make_tls
+from tests.provision.servers import file_server, https_server
+from tests.servers.tls import make_certificates
 
 CLUSTER = "misp-prod"
 HOSTS = ["misp.example.org", "misp-dashboard.example.org"]
@@ -69,7 +70,7 @@ def world(repo: Path, work: Path) -> Iterator[World]:
             )
             zone_id = zone["HostedZone"]["Id"].split("/")[-1]
             emulate.load_balancer(REGION, CLUSTER)
-            tls = make_tls(work, HOSTS)
+            tls = make_certificates(work, tuple(HOSTS))
             standins = install_standins(work / "bin", repo)
             bundle = {f"/{REGION}/{REGION}-bundle.pem": FAKE_PEM.encode()}
             with https_server(tls) as https_port, file_server(bundle) as truststore:
@@ -79,7 +80,7 @@ def world(repo: Path, work: Path) -> Iterator[World]:
                     "MISP_EKS_TIMING": "fast",
                     "MISP_EKS_RDS_TRUSTSTORE_URL": truststore,
                     "MISP_EKS_VERIFY_CONNECT_TO": f"127.0.0.1:{https_port}",
-                    "SSL_CERT_FILE": str(tls.ca_file),
+                    "SSL_CERT_FILE": str(tls.ca),
                     "GITHUB_TOKEN": "test-token-not-real",
                     "STANDIN_ZONE_ID": zone_id,
                     "HOME": str(work),
