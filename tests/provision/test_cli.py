@@ -92,6 +92,12 @@ BAD_INPUT = [
     ),
     (
         "cluster.yaml",
+        "  name: misp-prod",
+        "  name: MISP-Prod",
+        "cluster.yaml: ClusterConfig: metadata.name: 'MISP-Prod' must be lower-case letters",
+    ),
+    (
+        "cluster.yaml",
         "    gateway: HighlyAvailable",
         "    gateway: Single",
         "cluster.yaml: ClusterConfig: vpc.nat.gateway: production needs HighlyAvailable",

@@ -39,6 +39,7 @@ from misp_eks.provision.errors import (
     InputError,
     describe_aws_error,
 )
+from misp_eks.provision.names import name_problems
 from misp_eks.provision.progress import Progress, make_console, make_progress, summary_table
 from misp_eks.provision.tools import Tools
 from misp_eks.provision.waiting import Timing
@@ -107,7 +108,7 @@ def main(
     workdir = Path(tempfile.mkdtemp(prefix="misp-eks-"))
     try:
         env = load_environment(args.repository or repository_root(), args.env)
-        problems = availability_problems(env)
+        problems = availability_problems(env) + name_problems(env)
         if problems:
             raise UserError(problems[0])
         console = make_console(stdout, terminal=False if args.plain else None)

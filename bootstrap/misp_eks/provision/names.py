@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from misp_eks import naming
+from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment
+from misp_eks.problems import Problem
 
 UNKNOWN_ACCOUNT = "<account id>"
+# The bucket name <cluster>-attachments-<12-digit account> must fit S3's 63 lower-case characters;
+# RDS and ElastiCache identifiers derived from the name allow no upper case and no "--" either.
+MAX_CLUSTER_NAME = 63 - len(naming.attachments_bucket("", "0" * 12))
+_CLUSTER_NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+
+
+def name_problems(environment: Environment) -> list[Problem]:
+    """The cluster name must make valid AWS names for everything derived from it."""
+    name = environment.cluster_name
+    where = f"{CLUSTERS_DIR}/{environment.name}/{CLUSTER_FILE}"
+    if len(name) > MAX_CLUSTER_NAME or not _CLUSTER_NAME.match(name):
+        return [
+            Problem(
+                where,
+                f"{name!r} must be lower-case letters, digits and single hyphens, at most {MAX_CLUSTER_NAME} "
+                "characters (it names the S3 bucket, the database and the caches)",
+                obj="ClusterConfig",
+                field="metadata.name",
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True)
