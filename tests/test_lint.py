@@ -62,11 +62,16 @@ def test_checkov_finds_nothing_unexplained(repo, rendered):
 
 
 def test_every_accepted_finding_says_why(repo):
-    for path in tracked(repo, "apps", "infrastructure"):
-        for line in path.read_text().splitlines():
-            if "checkov.io/skip" in line:
-                check, _, reason = line.split(":", 1)[1].strip().partition("=")
-                assert check.startswith("CKV_") and len(reason) > 20, f"{path}: {line.strip()}"
+    skips = [
+        (path, line)
+        for path in tracked(repo, "apps/*.yaml", "infrastructure/*.yaml")
+        for line in path.read_text().splitlines()
+        if "checkov.io/skip" in line
+    ]
+    assert len(skips) >= 10  # the manifests do accept findings: this reads them
+    for path, line in skips:
+        check, _, reason = line.split(":", 1)[1].strip().partition("=")
+        assert check.startswith("CKV_") and len(reason) > 20, f"{path}: {line.strip()}"
 
 
 def test_no_secrets_in_the_repository(repo):

@@ -61,7 +61,6 @@ class ClusterVars(BaseModel):
 
     # The data layer (from RDS, ElastiCache and S3).
     db_endpoint: str = _var("RDS endpoint hostname", "misp-prod.c0example0000.eu-west-1.rds.amazonaws.com")
-    db_port: str = _var("RDS port", "3306")
     misp_redis_endpoint: str = _var(
         "Primary endpoint of MISP's ElastiCache replication group",
         "master.misp-prod-misp.example.euw1.cache.amazonaws.com",

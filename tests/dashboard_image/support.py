@@ -135,4 +135,4 @@ categ=["network_activity", "payload_delivery"]
 textsArray=["Points double for sightings"]
 """
 
-SECRET = "s3cr%t-with-percent-0123456789abcdefghij"
+SECRET = "s3cr%t-with-percent-0123456789abcdefghij"  # pragma: allowlist secret

@@ -41,7 +41,11 @@ def test_image_layout_defaults():
     [
         ({"DASHBOARD_MISP_URL": None}, "DASHBOARD_MISP_URL is required"),
         ({"DASHBOARD_MISP_URL": "http://misp.example.org"}, "DASHBOARD_MISP_URL must be an https:// URL"),
-        ({"DASHBOARD_MISP_URL": "https://user:pw@misp.example.org"}, "must not contain credentials"),
+        (
+            # pragma: allowlist nextline secret
+            {"DASHBOARD_MISP_URL": "https://user:pw@misp.example.org"},
+            "must not contain credentials",
+        ),  # pragma: allowlist secret
         ({"DASHBOARD_MISP_URL": "misp.example.org"}, "must be an https:// URL"),
         ({"DASHBOARD_MISP_ZMQ_URL": "http://misp:50000"}, "DASHBOARD_MISP_ZMQ_URL must look like tcp://HOST:PORT"),
         ({"DASHBOARD_MISP_ZMQ_URL": "tcp://misp"}, "DASHBOARD_MISP_ZMQ_URL must look like tcp://HOST:PORT"),
@@ -55,7 +59,7 @@ def test_image_layout_defaults():
         ({"DASHBOARD_REDIS_TLS": "maybe"}, "DASHBOARD_REDIS_TLS must be true or false"),
         ({"DASHBOARD_REDIS_CA_FILE": "/nonexistent/ca.pem"}, "DASHBOARD_REDIS_CA_FILE points to /nonexistent/ca.pem"),
         ({"DASHBOARD_SESSION_SECRET": None}, "DASHBOARD_SESSION_SECRET is required"),
-        ({"DASHBOARD_SESSION_SECRET": "short"}, "at least 32 characters"),
+        ({"DASHBOARD_SESSION_SECRET": "short"}, "at least 32 characters"),  # pragma: allowlist secret
         ({"DASHBOARD_SESSION_SECRET": "**Change_Me**"}, "at least 32 characters"),
         ({"DASHBOARD_SESSION_SECRET": " " + SECRET}, "must not start or end with whitespace"),
         ({"DASHBOARD_SESSION_SECRET": SECRET + "\n[Auth]"}, "must be a single line"),

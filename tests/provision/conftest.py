@@ -38,6 +38,7 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 FAKE_GPG = GpgKey(
+    # pragma: allowlist nextline secret
     private_key="-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nfake\n-----END PGP PRIVATE KEY BLOCK-----\n",
     public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nfake\n-----END PGP PUBLIC KEY BLOCK-----\n",
     fingerprint="0" * 40,
@@ -61,7 +62,7 @@ def fake_aws_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     environ = {key: value for key, value in (base or os.environ).items() if key not in _CLEARED}
     environ.update(
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # pragma: allowlist secret
         AWS_DEFAULT_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
         AWS_CONFIG_FILE=os.devnull,

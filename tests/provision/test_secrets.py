@@ -93,7 +93,7 @@ def test_gpg_key_uses_the_existing_passphrase(run: Run) -> None:
 def test_a_secret_scheduled_for_deletion_stops_the_run(run: Run) -> None:
     sm = boto3.client("secretsmanager")
     sm.create_secret(Name="misp-prod/dashboard/app", SecretString="{}")
-    sm.delete_secret(SecretId="misp-prod/dashboard/app", RecoveryWindowInDays=7)
+    sm.delete_secret(SecretId="misp-prod/dashboard/app", RecoveryWindowInDays=7)  # pragma: allowlist secret
     with pytest.raises(BootstrapError, match=r"scheduled for deletion.*restore-secret"):
         secrets.ensure(run.ctx, naming.DASHBOARD_APP)
 

@@ -240,12 +240,12 @@ def test_unsupported_substitution_expression(fixture_repo: FixtureRepo):
 
 
 def test_quoted_number_substituted_into_an_env_value_becomes_an_int(fixture_repo: FixtureRepo):
-    # kustomize prints "${db_port}" without quotes (it is a plain string); Flux substitutes 3306 into
-    # the YAML text, which then reads as an int: the API server would refuse the Deployment.
+    # kustomize prints "${aws_account_id}" without quotes (it is a plain string); Flux substitutes the
+    # account's digits into the YAML text, which then read as an int: the API server would refuse it.
     fixture_repo.replace(
         DEPLOYMENT,
         "          env:\n",
-        '          env:\n            - name: DB_PORT\n              value: "${db_port}"\n',
+        '          env:\n            - name: ACCOUNT\n              value: "${aws_account_id}"\n',
     )
     expect(
         fixture_repo.validate(),

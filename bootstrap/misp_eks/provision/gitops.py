@@ -44,7 +44,6 @@ def build_cluster_vars(ctx: Context) -> ClusterVars:
         secrets_prefix=ctx.names.secrets_prefix,
         db_master_secret_arn=db.master_secret_arn,
         db_endpoint=db.address,
-        db_port=str(db.port),
         misp_redis_endpoint=caches.require(ctx, "misp").address,
         dashboard_redis_endpoint=caches.require(ctx, "dashboard").address,
         attachments_bucket=ctx.names.attachments_bucket,

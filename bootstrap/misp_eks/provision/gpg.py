@@ -96,6 +96,7 @@ def generate(tools: Tools, email: str, passphrase: str) -> GpgKey:
                 check=False,
             )
         shutil.rmtree(home, ignore_errors=True)
+    # pragma: allowlist nextline secret
     if "BEGIN PGP PRIVATE KEY BLOCK" not in private or "BEGIN PGP PUBLIC KEY BLOCK" not in public:
         raise BootstrapError("gpg produced no ASCII-armoured key")
     return GpgKey(private_key=private, public_key=public, fingerprint=fingerprint)

@@ -29,7 +29,7 @@ from misp_eks.provision.context import Context
 class Phase(StrEnum):
     PREFLIGHT = "preflight"
     CLUSTER = "cluster"
-    SECRETS = "secrets"
+    SECRETS = "secrets"  # pragma: allowlist secret
     DATA = "data"
     DNS = "dns"
     GITOPS = "gitops"

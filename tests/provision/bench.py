@@ -4,10 +4,10 @@
   so no AWS call), in a fresh interpreter each time.
 - :func:`converged_rerun_seconds`: a re-run of ``bootstrap.py --env prod --yes`` on an environment
   that is already complete, against a moto server with the test stand-ins for eksctl, flux and
-  kubectl (tests.provision.world; needs the test dependencies of .venv). The first, converging run
-  is not timed.
+  kubectl (tests.provision.world). The first, converging run is not timed.
 
-``python -m misp_eks.provision.bench`` prints both.
+``python -m tests.provision.bench`` (from the repository's root; scripts/bench runs it) prints both.
+It lives with the tests because it runs on their emulated AWS.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from misp_eks.paths import repository_root
+from tests.provision.world import world
 
 _NO_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL")
 
@@ -43,10 +44,6 @@ def plan_seconds(repeat: int = 3, environment: str = "prod") -> list[float]:
 def converged_rerun_seconds(repeat: int = 3) -> list[float]:
     """Wall-clock seconds of each re-run on a converged environment (emulated AWS)."""
     root = repository_root()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.provision.world import world  # test dependencies: moto[server], cryptography
-
     timings = []
     with tempfile.TemporaryDirectory(prefix="misp-eks-bench-") as work, world(root, Path(work)) as emulated:
         first = emulated.bootstrap()
@@ -62,7 +59,7 @@ def converged_rerun_seconds(repeat: int = 3) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m misp_eks.provision.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.provision.bench", description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     plans = plan_seconds(args.repeat)

@@ -1,4 +1,4 @@
-"""``scripts/bench``: how long validation takes, against the bare kustomize builds it cannot avoid."""
+"""How long scripts/validate takes, against the bare kustomize builds it cannot avoid (scripts/bench)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def validation_seconds(root: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m misp_eks.validate.bench", description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (median reported)")
     args = parser.parse_args(argv)
     root = repository_root()
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     bare_total = statistics.median(sum(run.values()) for run in bare_runs)
     whole = statistics.median(validation_seconds(root) for _ in range(args.repeat))
 
-    print("bare kustomize build per tree (median of %d):" % args.repeat)
+    print(f"bare kustomize build per tree (median of {args.repeat}):")
     for path, seconds in per_tree.items():
         print(f"  {seconds:6.3f}s  {path}")
     print(f"bare builds, one after another: {bare_total:6.3f}s ({len(paths)} trees)")
