@@ -7,6 +7,7 @@ and kubectl, a local RDS trust store, and an HTTPS server for MISP and the dashb
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ def world(repo: Path, work: Path) -> Iterator[World]:
         base = fake_aws_environment()
         for key, value in base.items():
             patch.setenv(key, value)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per emulated request
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         try:
