@@ -1,6 +1,6 @@
 """The image's build inputs: Dockerfile pins and hardening, locked dependencies, and the static-asset layout.
 
-The image itself is built only in CI (.github/workflows/misp-dashboard-image.yaml): this machine has no Docker.
+The image itself is built only by .github/workflows/misp-dashboard-image.yaml: the test suite runs no container engine.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_base_images_are_exact_versions():
     froms = [rest.split()[0] for keyword, rest in instructions() if keyword == "FROM"]
     assert froms, "no FROM"
     for image in froms:
-        # an exact patch version (digests are added by Renovate: this machine cannot reach the registry)
+        # an exact patch version (Renovate adds digests: the tests run offline, away from the registry)
         assert re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z0-9-]+(@sha256:[0-9a-f]{64})?", image), image
     python = {image for image in froms if image.startswith("python:")}
     assert len(python) == 1, f"all Python stages must use the same base: {python}"
