@@ -11,7 +11,7 @@ from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, availa
 from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
 from misp_eks.policies.common import EXAMPLE, applied, dig, environments, everything, helm_values, problem
 from misp_eks.problems import Problem
-from misp_eks.validate.flux import FluxKustomization
+from misp_eks.validate.flux import dependencies
 from misp_eks.validate.runner import Report
 
 # Amazon EKS Kubernetes version calendar (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html):
@@ -199,18 +199,6 @@ FLUX_CHAIN = (
 )
 
 
-def _depends(items: dict[str, FluxKustomization], name: str) -> set[str]:
-    seen: set[str] = set()
-    pending = [name]
-    while pending:
-        current = items.get(pending.pop())
-        for dep, _ in current.depends_on if current else []:
-            if dep not in seen:
-                seen.add(dep)
-                pending.append(dep)
-    return seen
-
-
 def flux_entry_points(report: Report) -> Iterator[Problem]:
     """infra-controllers, then infra-configs, then the apps; each waits, retries, times out and prunes."""
     for env_name, kustomizations in sorted(report.kustomizations.items()):
@@ -234,7 +222,9 @@ def flux_entry_points(report: Report) -> Iterator[Problem]:
                 yield Problem(
                     item.origin, "must read cluster-vars", obj=item.ref, field="spec.postBuild.substituteFrom"
                 )
-            if item.path.startswith("apps/") and "infra-configs" not in _depends(items, item.name):
+            if item.path.startswith("apps/") and (item.namespace, "infra-configs") not in dependencies(
+                kustomizations, item
+            ):
                 yield Problem(item.origin, "apps depend on the infrastructure", obj=item.ref, field="spec.dependsOn")
             if env_name not in item.path.split("/"):
                 yield Problem(item.origin, f"must apply an overlay of {env_name}", obj=item.ref, field="spec.path")

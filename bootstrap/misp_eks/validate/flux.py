@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,20 @@ class FluxKustomization:
             if self.spec.get(key):
                 extras[key] = self.spec[key]
         return extras
+
+
+def dependencies(items: Iterable[FluxKustomization], start: FluxKustomization) -> set[tuple[str, str]]:
+    """(namespace, name) of every Kustomization ``start`` depends on, directly or through others."""
+    by_key = {(k.namespace, k.name): k for k in items}
+    seen: set[tuple[str, str]] = set()
+    pending = [start]
+    while pending:
+        for name, namespace in pending.pop().depends_on:
+            if (namespace, name) not in seen:
+                seen.add((namespace, name))
+                if (namespace, name) in by_key:
+                    pending.append(by_key[(namespace, name)])
+    return seen
 
 
 def normalise_path(path: str) -> str:

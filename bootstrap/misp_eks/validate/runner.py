@@ -21,6 +21,7 @@ from misp_eks.validate.flux import (
     FluxKustomization,
     bootstrap_root,
     bootstrap_source,
+    dependencies,
     from_resource,
     is_cluster_vars,
 )
@@ -272,20 +273,12 @@ class _Validator:
     def _references(self) -> None:
         """Reference checks need the trees each tree depends on, so they run once all are built."""
         for env_name, items in self.report.kustomizations.items():
-            by_key = {(k.namespace, k.name): k for k in items}
             trees = {(t.kustomization.namespace, t.kustomization.name): t for t in self.report.applied_trees(env_name)}
-            for key, tree_report in trees.items():
-                seen: set[tuple[str, str]] = set()
-                pending = [key]
-                while pending:
-                    current = pending.pop()
-                    item = by_key.get(current)
-                    for name, namespace in item.depends_on if item else []:
-                        if (namespace, name) not in seen:
-                            seen.add((namespace, name))
-                            pending.append((namespace, name))
-                context = [trees[k].tree for k in seen if k in trees]
-                tree_report.problems.extend(references.check_tree(tree_report.tree, context))
+            for item in items:
+                tree_report = trees.get((item.namespace, item.name))
+                if tree_report is not None:
+                    context = [trees[k].tree for k in dependencies(items, item) if k in trees]
+                    tree_report.problems.extend(references.check_tree(tree_report.tree, context))
 
     def _graphs(self) -> None:
         for env_name, items in self.report.kustomizations.items():
