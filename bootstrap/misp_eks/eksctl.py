@@ -12,36 +12,31 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from misp_eks.models import NonEmpty, StrictModel
 
 # eksctl validates logRetentionInDays against this list (pkg/apis/eksctl.io/v1alpha5/cloudwatch.go).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
-LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler", "all", "*")
-
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Metadata(_Strict):
+class Metadata(StrictModel):
     name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][-a-zA-Z0-9]{0,99}$")]
     region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
     version: Annotated[str, StringConstraints(pattern=r"^1\.\d+$")]
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class Nat(_Strict):
+class Nat(StrictModel):
     gateway: Literal["HighlyAvailable", "Single", "Disable"] = "Single"
 
 
-class ClusterEndpoints(_Strict):
+class ClusterEndpoints(StrictModel):
     privateAccess: bool | None = None
     publicAccess: bool | None = None
 
 
-class Vpc(_Strict):
+class Vpc(StrictModel):
     cidr: str | None = None
     nat: Nat = Field(default_factory=Nat)
     clusterEndpoints: ClusterEndpoints | None = None
@@ -55,16 +50,16 @@ class Vpc(_Strict):
         return value
 
 
-class AccessConfig(_Strict):
+class AccessConfig(StrictModel):
     authenticationMode: Literal["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"] | None = None
     bootstrapClusterCreatorAdminPermissions: bool | None = None
 
 
-class SecretsEncryption(_Strict):
+class SecretsEncryption(StrictModel):
     keyARN: NonEmpty
 
 
-class ClusterLogging(_Strict):
+class ClusterLogging(StrictModel):
     enableTypes: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler", "all", "*"]]
     logRetentionInDays: int | None = None
 
@@ -76,11 +71,11 @@ class ClusterLogging(_Strict):
         return value
 
 
-class CloudWatch(_Strict):
+class CloudWatch(StrictModel):
     clusterLogging: ClusterLogging
 
 
-class WellKnownPolicies(_Strict):
+class WellKnownPolicies(StrictModel):
     autoScaler: bool | None = None
     awsLoadBalancerController: bool | None = None
     certManager: bool | None = None
@@ -90,7 +85,7 @@ class WellKnownPolicies(_Strict):
     imageBuilder: bool | None = None
 
 
-class Addon(_Strict):
+class Addon(StrictModel):
     name: NonEmpty
     version: str | None = None
     configurationValues: str | None = None
@@ -99,14 +94,12 @@ class Addon(_Strict):
     tags: dict[str, str] | None = None
 
 
-class AddonsConfig(_Strict):
+class AddonsConfig(StrictModel):
     autoApplyPodIdentityAssociations: bool | None = None
     disableDefaultAddons: bool | None = None
 
 
-class PolicyStatement(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PolicyStatement(StrictModel):
     Sid: str | None = None
     Effect: Literal["Allow", "Deny"]
     Action: str | list[str]
@@ -120,12 +113,12 @@ class PolicyStatement(BaseModel):
         return [self.Resource] if isinstance(self.Resource, str) else list(self.Resource)
 
 
-class PolicyDocument(_Strict):
+class PolicyDocument(StrictModel):
     Version: Literal["2012-10-17"]
     Statement: list[PolicyStatement] = Field(min_length=1)
 
 
-class PodIdentityAssociation(_Strict):
+class PodIdentityAssociation(StrictModel):
     namespace: NonEmpty
     serviceAccountName: NonEmpty
     roleName: str | None = None
@@ -142,17 +135,17 @@ class PodIdentityAssociation(_Strict):
         return self
 
 
-class Iam(_Strict):
+class Iam(StrictModel):
     withOIDC: bool | None = None
     podIdentityAssociations: list[PodIdentityAssociation] = Field(default_factory=list)
 
 
-class UpdateConfig(_Strict):
+class UpdateConfig(StrictModel):
     maxUnavailable: int | None = Field(default=None, ge=1)
     maxUnavailablePercentage: int | None = Field(default=None, ge=1, le=100)
 
 
-class ManagedNodeGroup(_Strict):
+class ManagedNodeGroup(StrictModel):
     name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_]*$")]
     instanceType: str | None = None
     instanceTypes: list[str] | None = None
@@ -182,7 +175,7 @@ class ManagedNodeGroup(_Strict):
         return self
 
 
-class ClusterConfig(_Strict):
+class ClusterConfig(StrictModel):
     apiVersion: Literal["eksctl.io/v1alpha5"]
     kind: Literal["ClusterConfig"]
     metadata: Metadata

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -12,9 +11,10 @@ from pydantic import BaseModel, ValidationError
 from misp_eks import envsubst
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.eksctl import ClusterConfig
-from misp_eks.problems import Problem, UserError, field_path
+from misp_eks.models import field_errors
+from misp_eks.problems import Problem, UserError
 from misp_eks.settings import Settings
-from misp_eks.yamlio import load_mapping, parse_documents
+from misp_eks.yamlio import load_mapping, parse_documents, read_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,27 +48,9 @@ def cluster_template_examples(cluster_name: str, region: str) -> dict[str, str]:
     }
 
 
-# A model-level rule names its field at the start of its message ("hostnames.misp: ...").
-_FIELD_PREFIX = re.compile(r"^(?P<field>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*|\[\d+\])*): (?P<message>.+)$", re.DOTALL)
-
-
 def validation_problems(error: ValidationError, where: str, obj: str) -> list[Problem]:
     """Turn a pydantic error into one problem per failing field."""
-    problems = []
-    for item in error.errors():
-        message = item["msg"]
-        location = field_path(item["loc"])
-        if item["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif item["type"] == "value_error":
-            message = str(item.get("ctx", {}).get("error", message.removeprefix("Value error, ")))
-            named = _FIELD_PREFIX.match(message)
-            if named:
-                inner = named.group("field")
-                location = inner if not location or inner.startswith(location) else f"{location}.{inner}"
-                message = named.group("message")
-        problems.append(Problem(where, message, obj=obj, field=location))
-    return problems
+    return [Problem(where, message, obj=obj, field=location) for location, message in field_errors(error)]
 
 
 def parse_model(model: type[M], data: object, where: str, obj: str) -> M:
@@ -158,7 +140,10 @@ def environment_names(root: Path) -> list[str]:
 
 
 def render_cluster_text(text: str, values: dict[str, str], where: str) -> str:
-    unknown = envsubst.references(text) - set(CLUSTER_TEMPLATE_VARS)
+    result = envsubst.substitute(text, values)
+    if result.unsupported:
+        raise UserError(Problem(where, f"{result.unsupported[0]}: unsupported substitution expression"))
+    unknown = result.used - set(CLUSTER_TEMPLATE_VARS)
     if unknown:
         raise UserError(
             Problem(
@@ -167,10 +152,8 @@ def render_cluster_text(text: str, values: dict[str, str], where: str) -> str:
                 f"(it provides {', '.join(CLUSTER_TEMPLATE_VARS)})",
             )
         )
-    result = envsubst.substitute(text, values)
-    if result.undefined or result.unsupported:
-        bad = (result.undefined or result.unsupported)[0]
-        raise UserError(Problem(where, f"cannot render ${{{bad}}}: no value"))
+    if result.undefined:
+        raise UserError(Problem(where, f"cannot render ${{{result.undefined[0]}}}: no value"))
     return result.text
 
 
@@ -182,7 +165,7 @@ def load_environment(root: Path, name: str) -> Environment:
         raise UserError(Problem(f"{CLUSTERS_DIR}/{name}", f"no such environment (known: {known})"))
     cluster_where = f"{CLUSTERS_DIR}/{name}/{CLUSTER_FILE}"
     settings_where = f"{CLUSTERS_DIR}/{name}/{SETTINGS_FILE}"
-    cluster_text = (directory / CLUSTER_FILE).read_text(encoding="utf-8")
+    cluster_text = read_text(directory / CLUSTER_FILE, cluster_where)
     # The committed file is validated with example values in its placeholders; its own name
     # and region are read first, since the rest of the file may refer to them.
     raw = parse_documents(cluster_text, cluster_where)

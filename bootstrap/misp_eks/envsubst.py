@@ -1,11 +1,14 @@
 """Flux post-build variable substitution, as kustomize-controller performs it.
 
 Upstream: fluxcd/pkg ``kustomize/kustomize_varsub.go`` and ``envsubst/`` (a fork of drone/envsubst).
-Only the ``${...}`` form is expanded; ``$$`` is an escaped ``$``; names must match
-``^[_[:alpha:]][_[:alpha:][:digit:]]*$``; newlines are stripped from values. Flux replaces an
-undefined variable with an empty string; here it is reported instead, because that is never intended.
-This project uses the default forms only (``${var}``, ``${var:=default}``, ``${var:-default}``,
-``${var=default}``, ``${var-default}``); the string functions are refused so that nothing subtle hides here.
+Only the ``${...}`` form is expanded; ``$$`` is an escaped ``$``; the names of the variables
+provided must match ``^[_[:alpha:]][_[:alpha:][:digit:]]*$`` (``varsubRegex``); newlines are
+stripped from values. Flux replaces an undefined variable with an empty string; here it is reported
+instead, because that is never intended. This project uses the default forms only (``${var}``,
+``${var:=default}``, ``${var:-default}``, ``${var=default}``; all three default forms are
+``toDefault`` upstream, which also replaces an empty value); the string functions are refused so that
+nothing subtle hides here, and so is ``${var-default}``, which upstream's parser rejects
+(``parseFunc`` has no ``-`` case).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 VAR_NAME = re.compile(r"^[_A-Za-z][_A-Za-z0-9]*$")
-_EXPRESSION = re.compile(r"^(?P<name>[_A-Za-z][_A-Za-z0-9]*)(?:(?P<op>:=|:-|=|-)(?P<default>[^$]*))?$")
+_EXPRESSION = re.compile(r"^(?P<name>[_A-Za-z][_A-Za-z0-9]*)(?:(?P<op>:=|:-|=)(?P<default>[^$]*))?$")
 DISABLE_KEY = "kustomize.toolkit.fluxcd.io/substitute"
 
 
@@ -37,10 +40,8 @@ def _expand(expression: str, variables: Mapping[str, str], result: Substitution)
     name, op, default = match.group("name"), match.group("op"), match.group("default")
     result.used.add(name)
     value = variables.get(name)
-    if op in (":=", ":-"):
+    if op is not None:
         return value if value else (default or "")
-    if op in ("=", "-"):
-        return value if value is not None else (default or "")
     if value is None:
         result.undefined.append(name)
         return ""
@@ -71,6 +72,11 @@ def substitute(text: str, variables: Mapping[str, str]) -> Substitution:
             i += 1
     result.text = "".join(out)
     return result
+
+
+def invalid_names(variables: Mapping[str, str]) -> list[str]:
+    """Names Flux refuses ("var name is invalid"), failing the whole Kustomization."""
+    return sorted(name for name in variables if not VAR_NAME.match(name))
 
 
 def references(text: str) -> set[str]:

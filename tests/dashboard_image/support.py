@@ -84,8 +84,12 @@ db=2
 dbVersion=db_version
 """
 
-# A valid ranking in upstream's ranking.cfg format (a smaller ladder than upstream's: 3 levels, 4 trophies).
-RANKING = """\
+# Upstream reads rank requirements 1 to 14 for every contribution (helpers/contributor_helper.py).
+_LADDER = ["Cadet", *(f"Grade{n}" for n in range(2, 14)), "Admiral"]
+
+# A valid ranking in upstream's ranking.cfg format (upstream's shortest ladder, 14 levels; 3 trophies).
+RANKING = (
+    """\
 [monthlyRanking]
 # 100% of a comment is ignored
 rankMultiplier = 2
@@ -95,26 +99,21 @@ default_pnts_per_contribution = 1
 pnts_per_contribution = [["payload_delivery", 2]]
 
 [rankTitle]
-maxLevel=3
-1=Cadet
-2=Officer
-3=Admiral
-
-[rankRequirementsPnts]
-1=2
-2=4
-3=0
-
+maxLevel=14
+"""
+    + "".join(f"{n}={title}\n" for n, title in enumerate(_LADDER, 1))
+    + "\n[rankRequirementsPnts]\n"
+    + "".join(f"{n}={2 * n}\n" for n in range(1, 15))
+    + """
 [rankRequirementsMisc]
 heavilyCount=10
 recentDays=31
 regularlyDays=7
 
 [rankRequirementsText]
-1=Contributing once
-2=Contributing often
-3=Given by administrators
-
+"""
+    + "".join(f"{n}=Requirement {n}\n" for n in range(1, 15))
+    + """
 [HonorBadge]
 1=Helped the project
 2=Gave a talk
@@ -134,5 +133,6 @@ categ=["network_activity", "payload_delivery"]
 [additionalInfo]
 textsArray=["Points double for sightings"]
 """
+)
 
 SECRET = "s3cr%t-with-percent-0123456789abcdefghij"  # pragma: allowlist secret

@@ -136,10 +136,17 @@ def write_ranking(tmp_path: Path, text: str) -> Path:
 
 def test_valid_ranking_file(layout, tmp_path):
     config.validate_ranking(write_ranking(tmp_path, RANKING), layout["defaults"] / "ranking.cfg")
-    # a longer ladder is also valid: numbered sections may grow
-    longer = RANKING.replace("maxLevel=3", "maxLevel=4").replace("3=Admiral", "3=Admiral\n4=Legend")
-    longer = longer.replace("3=0\n", "3=8\n4=0\n").replace("3=Given by administrators", "3=Given\n4=Legend")
+    # a longer ladder is also valid, up to the 16 rank icons upstream ships: numbered sections may grow
+    longer = RANKING.replace("maxLevel=14", "maxLevel=15").replace("14=Admiral", "14=Admiral\n15=Legend")
+    longer = longer.replace("14=28\n", "14=28\n15=30\n").replace("14=Requirement 14", "14=Requirement 14\n15=Legend")
     config.validate_ranking(write_ranking(tmp_path, longer), layout["defaults"] / "ranking.cfg")
+
+
+def test_the_communitys_ranking_in_git_is_valid(repo, layout):
+    """What apps/misp-dashboard mounts, checked as the dispatcher checks it at every start."""
+    config.validate_ranking(
+        repo / "apps/misp-dashboard/base/gamification/ranking.cfg", layout["defaults"] / "ranking.cfg"
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,7 +156,12 @@ def test_valid_ranking_file(layout, tmp_path):
         ("levelMax=3", "levelMax=3\nlevelMin=1", "[monthlyRanking] levelmin is not a key of upstream's ranking.cfg"),
         ("heavilyCount=10\n", "", "[rankRequirementsMisc] heavilycount is missing"),
         ("[HonorBadge]\n1=Helped the project\n2=Gave a talk\n", "", "section [HonorBadge] is missing"),
-        ("3=Admiral\n", "", "[rankTitle] 3 is missing (maxLevel = 3)"),
+        ("3=Grade3\n", "", "[rankTitle] 3 is missing (maxLevel = 14)"),
+        ("maxLevel=14", "maxLevel=13", "[rankTitle] maxLevel must be from 14 to 16, not 13"),
+        ("maxLevel=14", "maxLevel=17", "[rankTitle] maxLevel must be from 14 to 16, not 17"),
+        ("levelMax=3", "levelMax=17", "levelMax from 1 to 16"),
+        ("2=Gave a talk", "2=Gave a talk\n3=a\n4=b\n5=c\n6=d", "[HonorBadge] at most 5 badges"),
+        ("3=Gold", "3=Gold\n" + "\n".join(f"{n}=T{n}" for n in range(4, 14)), "[HonorTrophy] at most 0 to 12"),
         ("2=4\n", "2=four\n", "[rankRequirementsPnts] 2 must be an integer"),
         ("2=Gave a talk", "3=Gave a talk", "[HonorBadge] keys must be consecutive numbers from 1"),
         ("trophyMapping=[10, 40, 50]", "trophyMapping=[10, 40, 40]", "trophyMapping must add up to 100"),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 from dashboard_entrypoint import ConfigError, launcher, settings
 
 from .support import ENTRYPOINT_DIR, RANKING, SECRET
@@ -71,7 +74,7 @@ def test_web_argv(env, layout):
     assert options["--bind"] == "0.0.0.0:8081"
     assert options["--worker-class"] == "gthread"
     assert (options["--workers"], options["--threads"]) == ("3", "48")
-    assert int(options["--keep-alive"]) > 60  # above the ALB's idle timeout
+    assert int(options["--keep-alive"]) > 600  # above the load balancer's idle timeout (see the next test)
     assert int(options["--graceful-timeout"]) < 30  # below Kubernetes' default grace period
     assert options["--worker-tmp-dir"] == "/dev/shm"
     assert "--no-control-socket" in argv  # nothing written under $HOME on a read-only root
@@ -227,6 +230,30 @@ def test_subscriber_and_dispatcher_can_share_the_state_directory(env, layout):
     first = (layout["state"] / "config" / "config.cfg").read_text()
     launcher.prepare(loaded, "dispatcher")
     assert (layout["state"] / "config" / "config.cfg").read_text() == first
+    assert not [p.name for p in (layout["state"] / "config").iterdir() if p.name.startswith(".")]
+
+
+def test_gunicorn_outlasts_the_load_balancers_idle_timeout(repo, env):
+    """Else gunicorn closes connections the load balancer still sends requests on: sporadic 502s."""
+    ingress = yaml.safe_load((repo / "apps/misp-dashboard/base/ingress.yaml").read_text())
+    attributes = ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-attributes"]
+    idle = int(re.search(r"idle_timeout\.timeout_seconds=(\d+)", attributes).group(1))
+    argv = launcher.build_argv(settings.load(env), "web")
+    assert int(argv[argv.index("--keep-alive") + 1]) > idle
+
+
+def test_two_containers_starting_at_once_never_trip_over_each_other(env, layout, monkeypatch):
+    """The subscriber and dispatcher containers share the state directory and both run as PID 1."""
+    monkeypatch.setattr(launcher.os, "getpid", lambda: 1)
+    loaded = settings.load(env)
+
+    def start(_: int) -> None:
+        for _ in range(200):
+            launcher.prepare(loaded, "subscriber")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(start, range(2)))  # re-raises what either container would have died of
+    assert "Cadet" in (layout["state"] / "config" / "ranking.cfg").read_text()
     assert not [p.name for p in (layout["state"] / "config").iterdir() if p.name.startswith(".")]
 
 

@@ -31,6 +31,11 @@ def test_no_overlay_can_turn_login_off(report, name):
     assert_finds(dashboard.authentication(report), name, "not configurable")
 
 
+def test_no_overlay_can_set_a_test_only_switch(report):
+    env_config(report)["DASHBOARD_TEST_ONLY_INSECURE_REDIS"] = "true"
+    assert_finds(dashboard.authentication(report), "DASHBOARD_TEST_ONLY_INSECURE_REDIS", "for tests, never here")
+
+
 def test_settings_file_cannot_touch_auth(report):
     gamification(report)["settings.cfg"] += "\n[Auth]\nauth_enabled = False\n"
     assert_finds(dashboard.authentication(report), "settings.cfg may hold only")
@@ -100,6 +105,8 @@ def test_ingress_like_misps(report):
         ('["attribution", 5]', '["atribution", 5]', "atribution is not a MISP category"),
         ("trophyMapping = [2, 9,", "trophyMapping = [3, 9,", "adding up to 100"),
         ("[HonorBadge]", "[Badges]", "lacks"),
+        ("trophyMapping = [2, 9,", "trophyMapping = [2 9,", "ranking.cfg: Expecting"),  # a reported error, no crash
+        ("trophyMapping = [2, 9,", "trophyMappings = [2, 9,", "No option 'trophymapping'"),
     ],
 )
 def test_gamification(report, old, new, fragment):
@@ -114,3 +121,18 @@ def test_image_matches_the_built_version(report):
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image.rpartition(":")[0] + ":0000000-9"
     assert_finds(dashboard.image_matches_build(report), "images/misp-dashboard/VERSION")
+
+
+def test_web_spreads_over_zones_strictly(report):
+    deployment = obj(report, "prod", "misp-dashboard", "Deployment", "misp-dashboard-web")
+    deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["whenUnsatisfiable"] = "ScheduleAnyway"
+    assert_finds(dashboard.web(report), "misp-dashboard-web", "spread over zones (DoNotSchedule)")
+
+
+def test_web_disruption_budget(report):
+    budget = obj(report, "prod", "misp-dashboard", "PodDisruptionBudget", "misp-dashboard-web")
+    budget["spec"]["maxUnavailable"] = "100%"
+    assert_finds(dashboard.web(report), "PodDisruptionBudget misp-dashboard/misp-dashboard-web", "at least one pod")
+    tree = report.applied("prod", "misp-dashboard")
+    tree.resources = [r for r in tree.resources if r.kind != "PodDisruptionBudget"]
+    assert_finds(dashboard.web(report), "misp-dashboard-web", "needs a PodDisruptionBudget")

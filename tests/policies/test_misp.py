@@ -98,6 +98,7 @@ def test_workers_pod_is_in_the_backend_stage(report):
     [
         (lambda c: c["env"].append({"name": "SALT", "value": "x"}), ("SALT comes from misp-app only",)),
         (lambda c: c["env"].append({"name": "S3_ACCESS_KEY", "value": "x"}), ("static S3 keys",)),
+        (lambda c: c["env"].append({"name": "ADMIN_KEY", "value": "x"}), ("resets every API key of the admin",)),
         (lambda c: c["env"].append({"name": "MISP_BASEURL", "value": "x"}), ("does not read MISP_BASEURL",)),
         (lambda c: c["env"].append({"name": "DISABLE_SSL_REDIRECT", "value": "true"}), ("DISABLE_SSL_REDIRECT",)),
         (lambda c: env_var(c, "ENABLE_DB_SETTINGS").update(value="true"), ("ENABLE_DB_SETTINGS",)),
@@ -179,7 +180,43 @@ def test_network_publisher_only_for_the_dashboard(report):
     assert_finds(misp.network(report), "Deployment misp/misp-workers")
 
 
+def test_network_modules_not_from_every_namespace(report):
+    """MISP's labels in any namespace are not MISP: a namespaceSelector that names none admits all."""
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-modules")
+    policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"] = {}
+    assert_finds(misp.network(report), "Deployment misp/misp-modules", "'*'")
+
+
+def test_network_named_port_is_reported_not_a_crash(report):
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-modules")
+    policy["spec"]["ingress"][0]["ports"][0]["port"] = "modules"
+    assert_finds(misp.network(report), "Deployment misp/misp-modules", "'modules'")
+
+
 def test_network_modules_only_for_misp(report):
     policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-modules")
     policy["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {}}]
     assert_finds(misp.network(report), "Deployment misp/misp-modules")
+
+
+def test_gpg_autoconfiguration_stays_on(report):
+    deployment = obj(report, "prod", "misp-web", "Deployment", "misp-web")
+    container(deployment, "misp-core")["env"].append({"name": "AUTOCONF_GPG", "value": "false"})
+    assert_finds(misp.identity_and_environment(report), "AUTOCONF_GPG configures MISP")
+
+
+def test_zeromq_service_port(report):
+    obj(report, "prod", "misp-backend", "Service", "misp-zmq")["spec"]["ports"][0]["port"] = 5555
+    assert_finds(misp.hook_and_zeromq(report), "Service misp/misp-zmq", "listens on 50000")
+
+
+def test_nothing_but_misp_app_comes_in_whole(report):
+    deployment = obj(report, "prod", "misp-web", "Deployment", "misp-web")
+    container(deployment, "misp-core")["envFrom"].append({"configMapRef": {"name": "extra"}})
+    assert_finds(misp.identity_and_environment(report), "envFrom", "only MISP's identity")
+
+
+def test_misp_app_holds_only_variables_misp_core_reads():
+    """misp-app reaches misp-core whole (envFrom), so its keys are checked here rather than in the manifests."""
+    assert not set(misp.MISP_APP.keys) & set(misp.FORBIDDEN_ENV)
+    assert all(misp._env_known(name) for name in misp.MISP_APP.keys)

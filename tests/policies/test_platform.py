@@ -14,6 +14,14 @@ def _association(data, service_account):
     return next(a for a in data["iam"]["podIdentityAssociations"] if a["serviceAccountName"] == service_account)
 
 
+def _statements(data, service_account):
+    return _association(data, service_account)["permissionPolicy"]["Statement"]
+
+
+def _allow(action, resource):
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
@@ -58,25 +66,50 @@ def test_staging_needs_ha_nat_too(report):
             lambda d: _association(d, "external-dns")["permissionPolicy"]["Statement"][0].update(
                 Resource="arn:aws:route53:::hostedzone/*"
             ),
-            ("only its own zone",),
+            ("Statement[0].Resource", "route53:ChangeResourceRecordSets only on arn:aws:route53:::hostedzone/Z"),
         ),
         (
-            lambda d: _association(d, "external-secrets")["permissionPolicy"]["Statement"][0]["Action"].append(
-                "secretsmanager:PutSecretValue"
+            lambda d: _statements(d, "external-dns").append(_allow("route53:*", "*")),
+            ("Statement[2].Action", "kube-system/external-dns may not have route53:*"),
+        ),
+        (
+            lambda d: _association(d, "external-dns").update(wellKnownPolicies={"externalDNS": True}),
+            ("only the inline permissionPolicy",),
+        ),
+        (
+            lambda d: _statements(d, "external-secrets")[0]["Action"].append("secretsmanager:PutSecretValue"),
+            ("may not have secretsmanager:PutSecretValue",),
+        ),
+        (
+            lambda d: _statements(d, "external-secrets")[0].update(Resource="*"),
+            ("secretsmanager:GetSecretValue only on arn:aws:secretsmanager:eu-west-1:",),
+        ),
+        (
+            lambda d: _statements(d, "cluster-autoscaler")[1].pop("Condition"),
+            ("Statement[1].Condition", "this cluster's groups"),
+        ),
+        (
+            lambda d: _statements(d, "cluster-autoscaler")[1]["Condition"]["StringEquals"].update(
+                {"autoscaling:ResourceTag/k8s.io/cluster-autoscaler/misp-prod": "shared"}
             ),
-            ("read-only",),
+            ("Statement[1].Condition", "tag: owned"),
         ),
         (
-            lambda d: _association(d, "external-secrets")["permissionPolicy"]["Statement"][0].update(Resource="*"),
-            ("this environment",),
+            lambda d: _statements(d, "cluster-autoscaler").append(_allow("autoscaling:*", "*")),
+            ("may not have autoscaling:*",),
         ),
         (
-            lambda d: _association(d, "cluster-autoscaler")["permissionPolicy"]["Statement"][1].pop("Condition"),
-            ("this cluster's groups",),
+            lambda d: _statements(d, "misp")[0].update(Resource="arn:aws:s3:::*"),
+            ("s3:GetObject only on arn:aws:s3:::",),
         ),
         (
-            lambda d: _association(d, "misp")["permissionPolicy"]["Statement"][0].update(Resource="arn:aws:s3:::*"),
-            ("its bucket only",),
+            lambda d: _statements(d, "misp")[0].update(Action="s3:*"),
+            ("misp/misp may not have s3:*",),
+        ),
+        (
+            # Another bucket whose name merely starts with this one's.
+            lambda d: _statements(d, "misp")[1].update(Resource=_statements(d, "misp")[1]["Resource"] + "-other"),
+            ("s3:ListBucket only on",),
         ),
         (
             lambda d: _association(d, "aws-load-balancer-controller").update(wellKnownPolicies={"externalDNS": True}),
@@ -175,6 +208,13 @@ def test_releases_link_their_default_values(report, tmp_path):
     assert_finds(platform.helm_releases(report), "HelmRelease flux-system/metrics-server", "default values.yaml")
 
 
+def test_the_values_link_follows_the_chart_version(report):
+    obj(report, "prod", "infra-controllers", "HelmRelease", "metrics-server")["spec"]["chart"]["spec"]["version"] = (
+        "9.9.9"
+    )
+    assert_finds(platform.helm_releases(report), "HelmRelease flux-system/metrics-server", "values.yaml of chart 9.9.9")
+
+
 @pytest.mark.parametrize(
     ("release", "change", "fragments"),
     [
@@ -191,6 +231,8 @@ def test_releases_link_their_default_values(report, tmp_path):
         ("cluster-autoscaler", lambda v: v["image"].update(tag="v1.33.6"), ("image.tag", "1.35")),
         ("cluster-autoscaler", lambda v: v["autoDiscovery"].update(clusterName="x"), ("autoDiscovery.clusterName",)),
         ("metrics-server", lambda v: v.update(replicas=1), ("two replicas",)),
+        ("cluster-autoscaler", lambda v: v["extraArgs"].pop("balancing-ignore-label_1"), ("launch-template",)),
+        ("cluster-autoscaler", lambda v: v["extraArgs"].pop("balance-similar-node-groups"), ("balance",)),
     ],
 )
 def test_controller_values(report, release, change, fragments):
@@ -222,3 +264,11 @@ def test_secret_store_scope(report):
         {"namespaces": ["misp", "kube-system"]}
     ]
     assert_finds(platform.namespaces_and_network(report), "ClusterSecretStore aws-secrets-manager", "spec.conditions")
+
+
+@pytest.mark.parametrize("change", [{"service": "ParameterStore"}, {"region": "us-east-1"}])
+def test_secret_store_reads_this_regions_secrets_manager(report, change):
+    obj(report, "prod", "infra-configs", "ClusterSecretStore", "aws-secrets-manager")["spec"]["provider"]["aws"].update(
+        change
+    )
+    assert_finds(platform.namespaces_and_network(report), "ClusterSecretStore aws-secrets-manager", "region")

@@ -42,3 +42,15 @@ def test_read_through_the_cluster_store(report):
     external = obj(report, "prod", "misp-database", "ExternalSecret", "rds-ca")
     external["spec"]["secretStoreRef"]["kind"] = "SecretStore"
     assert_finds(secrets.external_secrets_match_bootstrap(report), "ClusterSecretStore")
+
+
+def test_extracted_key_must_be_created_by_the_bootstrap(report):
+    external = obj(report, "prod", "misp-backend", "ExternalSecret", "misp-app")
+    external["spec"]["dataFrom"][0]["extract"]["key"] = "misp-prod/misp/other"
+    assert_finds(secrets.external_secrets_match_bootstrap(report), "spec.dataFrom[0].extract.key", "creates no")
+
+
+def test_cluster_vars_never_name_a_secret(report, monkeypatch):
+    names = secrets.ClusterVars.names
+    monkeypatch.setattr(secrets.ClusterVars, "names", classmethod(lambda cls: [*names(), "redis_auth_token"]))
+    assert_finds(secrets.cluster_vars_hold_no_secret(report), "redis_auth_token", "no secrets")

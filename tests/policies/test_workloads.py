@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from misp_eks.policies import workloads
+from misp_eks.policies import misp, workloads
 from tests.policies.conftest import assert_finds, container, obj
 
 
@@ -67,3 +67,14 @@ def test_network_rules_name_ports(report):
     policy = obj(report, "prod", "misp-dashboard", "NetworkPolicy", "misp-dashboard-web")
     policy["spec"]["egress"][0].pop("ports")
     assert_finds(workloads.network_rules(report), "NetworkPolicy misp-dashboard/misp-dashboard-web", "spec.egress[0]")
+
+
+def test_network_ingress_rules_name_peers_and_ports(report):
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-modules")
+    policy["spec"]["ingress"][0].pop("ports")
+    assert_finds(workloads.network_rules(report), "NetworkPolicy misp/misp-modules", "spec.ingress[0]", "ports")
+
+
+def test_ingress_through_the_load_balancer_controller(report):
+    obj(report, "prod", "misp-web", "Ingress", "misp")["spec"]["ingressClassName"] = "nginx"
+    assert_finds(misp.ingress(report), "Ingress misp/misp", "spec.ingressClassName", "must be alb")

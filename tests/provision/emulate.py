@@ -214,40 +214,49 @@ def load_balancer(region: str, cluster: str) -> str:
     )
 
 
-def dns_records(region: str, zone_id: str, hostnames: list[str], *, action: str = "UPSERT") -> None:
-    """The A records external-dns writes for the hostnames."""
-    changes = [
-        {
-            "Action": action,
-            "ResourceRecordSet": {
-                "Name": f"{host}.",
-                "Type": "A",
-                "TTL": 60,
-                "ResourceRecords": [{"Value": "203.0.113.10"}],
-            },
-        }
-        for host in hostnames
-    ]
+def dns_records(
+    region: str, zone_id: str, hostnames: list[str], *, owner: str = "misp-prod", action: str = "UPSERT"
+) -> None:
+    """The A records external-dns writes for the hostnames, and its TXT registry's ownership records
+    (external-dns registry/txt: ``a-<host>``, labels ``heritage=external-dns,external-dns/owner=…``)."""
+    changes = []
+    for host in hostnames:
+        labels = f'"heritage=external-dns,external-dns/owner={owner},external-dns/resource=ingress/misp/{host}"'
+        for name, kind, value in ((host, "A", "203.0.113.10"), (f"a-{host}", "TXT", labels)):
+            changes.append(
+                {
+                    "Action": action,
+                    "ResourceRecordSet": {
+                        "Name": f"{name}.",
+                        "Type": kind,
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": value}],
+                    },
+                }
+            )
     boto3.client("route53", region_name=region).change_resource_record_sets(
         HostedZoneId=zone_id, ChangeBatch={"Changes": changes}
     )
 
 
-def remove_controller_leftovers(region: str, cluster: str, zone_id: str | None, hostnames: list[str]) -> None:
-    """What the AWS Load Balancer Controller and external-dns do when the Ingresses go."""
+def remove_controller_leftovers(
+    region: str, cluster: str, zone_id: str | None, hostnames: list[str], dns_policy: str
+) -> None:
+    """What the AWS Load Balancer Controller and external-dns do when the Ingresses go: the load balancers
+    go; the records go only with external-dns policy sync (upsert-only never deletes)."""
     elbv2 = boto3.client("elbv2", region_name=region)
     for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
         tags = elbv2.describe_tags(ResourceArns=[balancer["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
         if {"Key": naming.LOAD_BALANCER_CLUSTER_TAG, "Value": cluster} in tags:
             elbv2.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
-    if zone_id:
+    if zone_id and dns_policy == "sync":
         route53 = boto3.client("route53", region_name=region)
-        wanted = {f"{host}." for host in hostnames}
+        wanted = {f"{host}." for host in hostnames} | {f"a-{host}." for host in hostnames}
         records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
         changes = [
             {"Action": "DELETE", "ResourceRecordSet": record}
             for record in records
-            if record["Name"] in wanted and record["Type"] == "A"
+            if record["Name"] in wanted and record["Type"] in ("A", "TXT")
         ]
         if changes:
             route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})

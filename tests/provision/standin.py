@@ -19,7 +19,7 @@ import yaml
 from tests.provision import emulate
 
 EKSCTL_VERSION = "0.231.0"
-FLUX_VERSION = "v2.7.0"
+FLUX_VERSION = "v2.9.4"
 KUBECTL_VERSION = "v1.35.0"
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 
@@ -78,12 +78,7 @@ def eksctl(argv: list[str], stdin: str | None) -> None:
             fail(f"secretsEncryption.keyARN must be a key ARN, not {key}")
         what = argv[1]
         if what == "cluster":
-            emulate.create_cluster(config, with_parts=not os.environ.get("STANDIN_INTERRUPT_EKSCTL"))
-            if os.environ.get("STANDIN_INTERRUPT_EKSCTL"):
-                state["addons"] = []
-                state["associations"] = []
-                save_state(state)
-                fail("interrupted (stand-in)")
+            emulate.create_cluster(config)
             state["addons"] = [addon["name"] for addon in config.get("addons", [])]
             state["associations"] = [
                 {"Namespace": item["namespace"], "ServiceAccountName": item["serviceAccountName"]}
@@ -95,6 +90,10 @@ def eksctl(argv: list[str], stdin: str | None) -> None:
         elif what == "addon":
             state["addons"] = sorted(set(state.get("addons", [])) | {addon["name"] for addon in config["addons"]})
         elif what == "podidentityassociation":
+            existing = {(item["Namespace"], item["ServiceAccountName"]) for item in state.get("associations", [])}
+            for item in config["iam"]["podIdentityAssociations"]:
+                if (item["namespace"], item["serviceAccountName"]) in existing:  # as EKS refuses a second one
+                    fail(f"pod identity association {item['namespace']}/{item['serviceAccountName']} already exists")
             made = emulate.create_associations(config, config["iam"]["podIdentityAssociations"])
             state.setdefault("associations", []).extend(made)
             state.setdefault("roles", []).extend(item["roleName"] for item in config["iam"]["podIdentityAssociations"])
@@ -137,6 +136,7 @@ def flux(argv: list[str], _stdin: str | None) -> None:
             "--repository=misp-eks",
             "--branch=main",
             "--path=clusters/prod",
+            "--version=v2.9.4",
         ):
             if flag not in argv:
                 fail(f"flux bootstrap github without {flag}")
@@ -201,6 +201,7 @@ def kubectl(argv: list[str], stdin: str | None) -> None:
             "misp-prod",
             os.environ.get("STANDIN_ZONE_ID"),
             ["misp.example.org", "misp-dashboard.example.org"],
+            os.environ.get("STANDIN_DNS_POLICY", "upsert-only"),  # prod's external-dns policy
         )
         state["ingresses_deleted"] = True
         save_state(state)

@@ -59,6 +59,16 @@ def test_drift_is_repaired_and_foreign_policy_statements_kept(run: Run) -> None:
     assert run.action("S3 bucket", BUCKET) == "updated"
 
 
+def test_a_bucket_left_untagged_by_an_interruption_gets_its_tags(run: Run) -> None:
+    boto3.client("s3").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )  # what CreateBucket left before an interruption
+    bucket.ensure(run.ctx)
+    tags = {tag["Key"]: tag["Value"] for tag in boto3.client("s3").get_bucket_tagging(Bucket=BUCKET)["TagSet"]}
+    assert tags["misp-eks/cluster"] == "misp-prod"
+    assert run.action("S3 bucket", BUCKET) == "updated"
+
+
 def test_delete_removes_every_version(run: Run) -> None:
     # moto applies the TLS-only policy even to its own HTTPS requests, so this bucket has none.
     s3 = boto3.client("s3")

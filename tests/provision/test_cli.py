@@ -276,7 +276,7 @@ def test_tool_too_old_is_one_line(live: dict[str, str], standins: StandIns) -> N
     (standins.bin / "eksctl").write_text("#!/bin/sh\necho 0.200.0\n")
     code, _, err = run_cli(["--env", "prod", "--yes", "--plain", "--only", "preflight"], live)
     assert code == 2
-    assert one_line(err).startswith("error: eksctl 0.200.0 at ") and "0.231.0 or newer is needed" in err
+    assert one_line(err).startswith("error: eksctl 0.200.0 at ") and "0.222.0 or newer is needed" in err
 
 
 def test_region_without_three_zones(

@@ -10,7 +10,7 @@ import pytest
 
 from misp_eks.provision import database, db_parameters, master_secret, network, security_groups
 from misp_eks.provision.db_parameters import DbParameter, misp_parameters, plan_changes
-from misp_eks.provision.errors import MissingPrerequisite
+from misp_eks.provision.errors import InputError, MissingPrerequisite
 from misp_eks.provision.security_groups import Firewall
 from misp_eks.settings import Database
 from tests.provision.conftest import Run, last_params, mutating
@@ -102,6 +102,20 @@ def test_an_authoritative_catalogue_decides_what_is_applied() -> None:
         "innodb_log_file_size (not modifiable on RDS)",
         "gone_parameter (not a parameter of this engine)",
     ]
+
+
+@pytest.mark.parametrize(
+    "catalogue",
+    [
+        {"max_allowed_packet": {"ParameterName": "max_allowed_packet", "Source": "engine-default"}},
+        {"require_secure_transport": {"ParameterName": "require_secure_transport", "IsModifiable": False}},
+    ],
+    ids=["absent", "not-modifiable"],
+)
+def test_an_engine_that_cannot_require_tls_is_refused(catalogue: dict[str, dict[str, object]]) -> None:
+    wanted = (DbParameter("require_secure_transport", "ON", "immediate", "x", required=True),)
+    with pytest.raises(InputError, match=r"require_secure_transport is not .* and it is required"):
+        plan_changes(wanted, catalogue)
 
 
 def test_parameter_group_holds_misps_values_and_is_written_once(run: Run) -> None:

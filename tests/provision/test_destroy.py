@@ -7,6 +7,7 @@ import pytest
 
 from misp_eks import naming
 from misp_eks.provision import destroy, gitops
+from misp_eks.provision.errors import BootstrapError, Cancelled
 from tests.provision import emulate
 from tests.provision.conftest import FakeTools, Run
 
@@ -65,7 +66,57 @@ def test_teardown_order_and_what_is_kept(running: Run, tools: FakeTools) -> None
     assert boto3.client("eks").list_clusters()["clusters"] == []
 
 
-def test_a_second_destroy_resumes_and_finds_nothing_left(running: Run, tools: FakeTools) -> None:
+def _zone_records(zone_id: str) -> list[tuple[str, str]]:
+    """The records external-dns would make for the two hostnames (not the certificates' validation records)."""
+    names = {f"{prefix}{host}." for host in HOSTS for prefix in ("", "a-")}
+    records = boto3.client("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return sorted((r["Name"], r["Type"]) for r in records if r["Name"] in names)
+
+
+def test_production_dns_records_are_deleted_by_the_bootstrap(running: Run, zone_id: str) -> None:
+    """external-dns runs upsert-only in production and never deletes: the bootstrap deletes what it made."""
+    assert len(_zone_records(zone_id)) == 4  # an A record and its ownership TXT record per hostname
+    destroy.run(running.ctx, destroy.DestroyOptions())
+    assert _zone_records(zone_id) == []
+    actions = {(item.kind, item.action) for item in running.ctx.progress.outcomes}
+    assert ("DNS records", "deleted") in actions
+
+
+def test_dns_records_another_owner_made_are_kept(running: Run, zone_id: str) -> None:
+    emulate.dns_records("eu-west-1", zone_id, HOSTS, owner="someone-else")
+    destroy.run(running.ctx, destroy.DestroyOptions())
+    assert len(_zone_records(zone_id)) == 4
+    kept = [item for item in running.ctx.progress.outcomes if item.kind == "DNS record" and item.action == "kept"]
+    assert sorted(item.name for item in kept) == ["misp-dashboard.example.org A", "misp.example.org A"]
+
+
+def test_records_external_dns_already_deleted_are_no_trouble(running: Run, tools: FakeTools, zone_id: str) -> None:
+    tools.environ["STANDIN_DNS_POLICY"] = "sync"
+    destroy.run(running.ctx, destroy.DestroyOptions())
+    assert _zone_records(zone_id) == []
+    assert "ChangeResourceRecordSets" not in [call.operation for call in running.calls.calls if call.mutating]
+
+
+def test_an_interrupted_destroy_resumes_where_it_stopped(running: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = destroy.delete_cluster
+
+    def interrupted(ctx: object) -> None:
+        raise Cancelled
+
+    monkeypatch.setattr(destroy, "delete_cluster", interrupted)
+    with pytest.raises(Cancelled):
+        destroy.run(running.ctx, destroy.DestroyOptions())
+    assert boto3.client("eks").list_clusters()["clusters"] == ["misp-prod"]
+    assert boto3.client("rds").describe_db_instances()["DBInstances"] == []  # the data layer went first
+    monkeypatch.setattr(destroy, "delete_cluster", real)
+    running.ctx.progress.outcomes.clear()
+    destroy.run(running.ctx, destroy.DestroyOptions())
+    assert boto3.client("eks").list_clusters()["clusters"] == []
+    actions = {(item.kind, item.name): item.action for item in running.ctx.progress.outcomes}
+    assert actions[("RDS instance", "misp-prod-misp")] == "skipped"
+
+
+def test_a_second_destroy_finds_nothing_left_to_do(running: Run, tools: FakeTools) -> None:
     destroy.run(running.ctx, destroy.DestroyOptions())
     running.ctx.progress.outcomes.clear()
     destroy.run(running.ctx, destroy.DestroyOptions())
@@ -85,3 +136,22 @@ def test_bucket_and_secrets_go_only_when_asked(running: Run, tools: FakeTools, m
         assert sm.describe_secret(SecretId=spec.name("misp-prod")).get("DeletedDate")
     key = boto3.client("kms").describe_key(KeyId="alias/misp-prod-eks")["KeyMetadata"]
     assert key["KeyState"] == "PendingDeletion"
+
+
+def test_a_failed_database_stops_the_teardown_with_what_to_do(running: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(destroy.database, "find", lambda _rds, _id: {"DBInstanceStatus": "failed"})
+    with pytest.raises(BootstrapError, match=r"misp-prod-misp is failed: RDS cannot take its final snapshot"):
+        destroy._delete_database(running.ctx, 0)
+    assert "DeleteDBInstance" not in [call.operation for call in running.calls.calls]
+
+
+def test_a_cache_whose_creation_failed_is_deleted_without_a_snapshot(
+    running: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = destroy.caches.find
+    monkeypatch.setattr(
+        destroy.caches, "find", lambda client, group: real(client, group) and {"Status": "create-failed"}
+    )
+    assert destroy._delete_cache(running.ctx, "misp", 0) == ""
+    delete = next(call.params for call in running.calls.calls if call.operation == "DeleteReplicationGroup")
+    assert delete == {"ReplicationGroupId": "misp-prod-misp", "RetainPrimaryCluster": False}

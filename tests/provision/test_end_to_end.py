@@ -171,7 +171,6 @@ def test_secrets_have_the_right_names_keys_and_forms(scenario: Scenario) -> None
         assert item["tags"]["owner"] == "secops"
     app = secrets[f"{CLUSTER}/misp/app"]["value"]
     assert app["BASE_URL"] == "https://misp.example.org"
-    assert re.fullmatch(r"[A-Za-z0-9]{40}", app["ADMIN_KEY"])
     assert re.fullmatch(r"[0-9a-f-]{36}", app["UUID"]) and re.fullmatch(r"[0-9a-f-]{36}", app["ADMIN_ORG_UUID"])
     assert len(app["ADMIN_PASSWORD"]) >= 12
     database = secrets[f"{CLUSTER}/misp/database"]["value"]
@@ -189,9 +188,9 @@ def test_secrets_have_the_right_names_keys_and_forms(scenario: Scenario) -> None
 def test_certificates_and_master_secret_access(scenario: Scenario) -> None:
     issued = {cert["DomainName"]: cert["Status"] for cert in scenario.after_bootstrap["certificates"]}
     assert issued == dict.fromkeys(HOSTS, "ISSUED")
-    assert scenario.after_bootstrap["policy"] == [emulate.EKSCTL_POLICY, naming.RDS_MASTER_SECRET_POLICY] or set(
-        scenario.after_bootstrap["policy"]
-    ) == {emulate.EKSCTL_POLICY, naming.RDS_MASTER_SECRET_POLICY}
+    assert sorted(scenario.after_bootstrap["policy"]) == sorted(
+        [emulate.EKSCTL_POLICY, naming.RDS_MASTER_SECRET_POLICY]
+    )
     (put,) = [call["params"] for call in scenario.first.calls if call["operation"] == "PutRolePolicy"]
     document = json.loads(put["PolicyDocument"])
     (db,) = scenario.after_bootstrap["databases"]
@@ -255,6 +254,7 @@ def test_flux_was_bootstrapped_from_github_after_cluster_vars(scenario: Scenario
             "--repository=misp-eks",
             "--branch=main",
             "--path=clusters/prod",
+            "--version=v2.9.4",
         ]
     ]
     kubeconfigs = {
@@ -270,9 +270,7 @@ def test_rerun_on_a_converged_environment_changes_nothing(scenario: Scenario) ->
     assert scenario.second.returncode == 0, scenario.second.stderr
     assert scenario.second.calls, "the re-run recorded no AWS call"
     assert [f"{call['service']}:{call['operation']}" for call in scenario.second.calls if call["mutating"]] == []
-    assert "created" not in [
-        line.split(": ")[-1].split(" ")[0] for line in scenario.second.stdout.splitlines() if ": created" in line
-    ]
+    assert not [line for line in scenario.second.stdout.splitlines() if ": created" in line]
 
 
 def test_destroy_keeps_the_data_and_runs_in_a_safe_order(scenario: Scenario) -> None:

@@ -38,12 +38,12 @@ def _script(directory: Path, name: str, body: str) -> None:
 
 def test_tools_are_found_on_path_and_version_checked(tmp_path: Path) -> None:
     tools = Tools({"PATH": str(tmp_path)})
-    with pytest.raises(ToolError, match=r"eksctl not found on PATH .*install eksctl >= 0\.231\.0"):
+    with pytest.raises(ToolError, match=r"eksctl not found on PATH .*install eksctl >= 0\.222\.0"):
         tools.require(EKSCTL)
     _script(tmp_path, "eksctl", "print('0.231.0')")
     assert Tools({"PATH": str(tmp_path)}).require(EKSCTL).version == (0, 231, 0)
-    _script(tmp_path, "eksctl", "print('0.230.0-rc.1')")
-    with pytest.raises(ToolError, match=r"eksctl 0\.230\.0 at .* is too old"):
+    _script(tmp_path, "eksctl", "print('0.221.0-rc.1')")
+    with pytest.raises(ToolError, match=r"eksctl 0\.221\.0 at .* is too old"):
         Tools({"PATH": str(tmp_path)}).require(EKSCTL)
     assert parse_version("flux: v2.7.1") == (2, 7, 1)
 

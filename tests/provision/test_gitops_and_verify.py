@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from misp_eks.cluster_vars import ClusterVars
-from misp_eks.provision import gitops, verify
+from misp_eks.provision import gitops, preflight, verify
 from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite
 from misp_eks.settings import Gitops
 from tests.provision.conftest import FakeTools, Run, mutating
@@ -52,6 +52,18 @@ def test_flux_bootstrap_needs_a_github_token(converged: Run) -> None:
         gitops.ensure(converged.ctx, assume_yes=True)
 
 
+def test_a_bootstrapped_cluster_needs_no_github_token(
+    converged: Run, tools: FakeTools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitops.ensure(converged.ctx, assume_yes=True)
+    converged.ctx.environ = {key: value for key, value in converged.ctx.environ.items() if key != "GITHUB_TOKEN"}
+    gitops.ensure(converged.ctx, assume_yes=True)  # a converged re-run: Flux is there already
+    preflight.run(converged.ctx, ["preflight", "gitops"])  # the cluster exists: no token asked for
+    monkeypatch.setattr(preflight.cluster, "describe", lambda _eks, _name: None)
+    with pytest.raises(InputError, match=r"GITHUB_TOKEN is not set: the gitops phase runs flux bootstrap github"):
+        preflight.run(converged.ctx, ["preflight", "gitops"])  # a cluster yet to be made will need one
+
+
 def test_flux_bootstrap_git_for_other_providers(run: Run) -> None:
     settings = run.ctx.settings.model_copy(
         update={"gitops": Gitops(provider="git", url="ssh://git@example.org/misp.git")}
@@ -63,6 +75,7 @@ def test_flux_bootstrap_git_for_other_providers(run: Run) -> None:
         "--url=ssh://git@example.org/misp.git",
         "--branch=main",
         "--path=clusters/prod",
+        "--version=v2.9.4",
         "--silent",
     ]
 

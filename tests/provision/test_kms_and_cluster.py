@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import boto3
 import pytest
 import yaml
@@ -74,6 +77,28 @@ def test_interrupted_eksctl_is_completed_with_only_the_missing_parts(run: Run, t
     tools.runs.clear()
     cluster.ensure(run.ctx)
     assert [args for _, args, _ in tools.runs if args[0] == "create"] == []
+
+
+def test_an_interruption_after_some_associations_creates_only_the_others(
+    run: Run, tools: FakeTools, zone_id: str
+) -> None:
+    key = kms.ensure(run.ctx)
+    config = rendered_config(run, key.arn)
+    emulate.create_cluster(config, with_parts=False)
+    emulate.create_nodegroups(config)
+    first_two = config["iam"]["podIdentityAssociations"][:2]
+    state = {
+        "addons": [addon["name"] for addon in config["addons"]],
+        "associations": emulate.create_associations(config, first_two),
+    }
+    Path(tools.environ["STANDIN_STATE"]).write_text(json.dumps(state))
+    tools.runs.clear()
+    cluster.ensure(run.ctx)  # the stand-in, like EKS, refuses an association that exists
+    creates = {args[1]: stdin for _, args, stdin in tools.runs if args[0] == "create"}
+    assert set(creates) == {"podidentityassociation"}
+    sent = yaml.safe_load(creates["podidentityassociation"])["iam"]["podIdentityAssociations"]
+    wanted = config["iam"]["podIdentityAssociations"][2:]
+    assert [item["serviceAccountName"] for item in sent] == [item["serviceAccountName"] for item in wanted]
 
 
 def test_failed_cluster_stack_is_a_clear_error(

@@ -21,7 +21,7 @@ def test_network_comes_from_the_stack_outputs(run: Run, eks: dict[str, Any]) -> 
     net = network.read(run.ctx)
     assert net.vpc_id == outputs["VPC"] and net.vpc_cidr == "10.20.0.0/16"
     assert net.cluster_security_group == outputs["ClusterSecurityGroupId"]
-    assert net.subnet_ids == sorted(outputs["SubnetsPrivate"].split(","), key=lambda s: net.subnet_ids.index(s))
+    assert [subnet.zone for subnet in net.private_subnets] == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
     assert set(net.subnet_ids) == set(outputs["SubnetsPrivate"].split(","))
     assert net.zones == ("eu-west-1a", "eu-west-1b", "eu-west-1c")
 

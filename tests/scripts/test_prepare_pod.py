@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import system_tool
 
@@ -77,7 +78,7 @@ def run(
     passphrase: str = PASSPHRASE,
 ):
     source, prepared = tmp_path / "upstream", tmp_path / "prepared"
-    source.mkdir(exist_ok=True)
+    source.mkdir(parents=True, exist_ok=True)
     (source / "10-supervisor.conf.kubernetes").write_text(supervisor)
     (source / "50-workers.conf.kubernetes").write_text(UPSTREAM_WORKERS)
     for name in ("supervisor", "gnupg"):
@@ -114,6 +115,58 @@ def test_the_workers_pod_publishes_its_status(repo, tmp_path, armored_key):
     supervisor = (prepared / "supervisor/10-supervisor.conf.kubernetes").read_text()
     assert "port=0.0.0.0:9001" in supervisor and "127.0.0.1" not in supervisor
     assert (prepared / "supervisor/50-workers.conf.kubernetes").read_text() == UPSTREAM_WORKERS
+
+
+def test_only_the_workers_pod_has_the_zeromq_publisher(repo, tmp_path, armored_key):
+    result, prepared = run(repo, tmp_path / "workers", "workers", armored_key)
+    assert result.returncode == 0, result.stderr
+    program = (prepared / "supervisor/60-mispzmq.conf").read_text()
+    assert "[program:mispzmq]" in program
+    assert "command=python3 /var/www/MISP/app/files/scripts/mispzmq/mispzmq.py" in program
+    # Started by customize_misp.sh once MISP has written the publisher's settings; restarted if it dies.
+    assert "autostart=false" in program and "autorestart=true" in program and "user=www-data" in program
+    result, prepared = run(repo, tmp_path / "web", "web", armored_key)
+    assert result.returncode == 0, result.stderr
+    assert not (prepared / "supervisor/60-mispzmq.conf").exists()
+
+
+# The two lines of misp-docker's kubernetes/entrypoint_fpm.sh (6d915d5) that edit the supervisor files.
+ENTRYPOINT = """#!/bin/bash -e
+mv {conf}/10-supervisor.conf{{.kubernetes,}}
+mv {conf}/50-workers.conf{{.kubernetes,}}
+"""
+
+
+def test_misp_core_starts_again_after_a_restart(repo, tmp_path, armored_key):
+    """The container's command, from core-pod.yaml, run at a first start and at a restart.
+
+    A restart renews the container's file system but keeps the pod's volumes: the entrypoint's
+    renames must never touch what the init container prepared.
+    """
+    result, prepared = run(repo, tmp_path, "workers", armored_key)
+    assert result.returncode == 0, result.stderr
+    manifest = yaml.safe_load((repo / "apps/misp/base/core-pod/core-pod.yaml").read_text())
+    core = next(c for c in manifest["spec"]["template"]["spec"]["containers"] if c["name"] == "misp-core")
+    mounts = {m["mountPath"]: m for m in core["volumeMounts"]}
+    assert mounts["/prepared/supervisor"]["name"] == "supervisor" and mounts["/prepared/supervisor"]["readOnly"]
+    assert "/etc/supervisor/conf.d" not in mounts
+    before = {p.name: p.read_bytes() for p in (prepared / "supervisor").iterdir()}
+    for start in ("first", "restart"):
+        conf = tmp_path / start / "conf.d"  # the container's own, fresh at each start
+        conf.mkdir(parents=True)
+        entrypoint = tmp_path / start / "entrypoint_fpm.sh"
+        entrypoint.write_text(ENTRYPOINT.format(conf=conf))
+        entrypoint.chmod(0o755)
+        command = (
+            core["command"][-1]
+            .replace("/prepared/supervisor", str(prepared / "supervisor"))
+            .replace("/etc/supervisor/conf.d", str(conf))
+            .replace("/kubernetes/entrypoint_fpm.sh", str(entrypoint))
+        )
+        started = subprocess.run([*core["command"][:-1], command], capture_output=True, text=True, check=False)
+        assert started.returncode == 0, f"{start}: {started.stderr}"
+        assert (conf / "10-supervisor.conf").is_file() and (conf / "60-mispzmq.conf").is_file()
+        assert {p.name: p.read_bytes() for p in (prepared / "supervisor").iterdir()} == before
 
 
 def test_an_unexpected_upstream_configuration_stops_the_pod(repo, tmp_path, armored_key):

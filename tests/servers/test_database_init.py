@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import system_tool
-from tests.servers.tls import Certificates, free_port, make_certificates
+from tests.servers.tls import Certificates, free_port, issue, make_certificates
 
 pytestmark = pytest.mark.servers
 
@@ -175,9 +175,15 @@ def test_the_application_user_owns_its_schema_only(repo, mariadb):
 
 
 def test_the_application_user_needs_tls(repo, mariadb):
+    """REQUIRE SSL on the user itself, not only the server's require_secure_transport (a parameter group
+    can change): with that switched off, the user still cannot log in without TLS."""
     assert run_script(repo, mariadb).returncode == 0
-    with pytest.raises(RuntimeError):
-        mariadb.sql("SELECT 1", user="misp", password=APP_PASSWORD, tls=False)
+    mariadb.sql("SET GLOBAL require_secure_transport = OFF")
+    try:
+        with pytest.raises(RuntimeError, match="Access denied"):
+            mariadb.sql("SELECT 1", user="misp", password=APP_PASSWORD, tls=False)
+    finally:
+        mariadb.sql("SET GLOBAL require_secure_transport = ON")
 
 
 def test_a_rerun_applies_a_rotated_password(repo, mariadb):
@@ -200,4 +206,25 @@ def test_verifies_the_servers_certificate(repo, mariadb, tmp_path):
     stranger = make_certificates(tmp_path / "other")
     result = run_script(repo, mariadb, DB_CA_FILE=str(stranger.ca))
     assert result.returncode != 0
+    assert "TLS/SSL error" in result.stderr, result.stderr
     assert "ready" not in result.stdout
+
+
+def test_verifies_the_servers_name(repo, mariadb, tmp_path):
+    """A certificate from the trusted CA but for another host is refused (--ssl-verify-server-cert)."""
+    served = mariadb.certificates
+    backup = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(served.cert, backup[0])
+    shutil.copy(served.key, backup[1])
+    issue(served, ("misp-db.example.org",), served.cert, served.key)
+    mariadb.sql("FLUSH SSL")
+    try:
+        result = run_script(repo, mariadb)
+        assert result.returncode != 0
+        assert "ready" not in result.stdout
+        assert "Validation of SSL server certificate failed" in result.stderr, result.stderr
+    finally:
+        shutil.copy(backup[0], served.cert)
+        shutil.copy(backup[1], served.key)
+        mariadb.sql("FLUSH SSL")
+    assert run_script(repo, mariadb).returncode == 0  # and the restored certificate is accepted again

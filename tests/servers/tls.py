@@ -19,10 +19,17 @@ class Certificates:
     ca: Path
     cert: Path
     key: Path
+    ca_key: Path
 
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Certificates:
@@ -41,6 +48,22 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "1
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "ca.key").write_bytes(_pem_key(ca_key))
+    (directory / "ca.key").chmod(0o600)
+    authority = Certificates(
+        directory / "ca.pem", directory / "server.pem", directory / "server.key", directory / "ca.key"
+    )
+    return issue(authority, hosts, authority.cert, authority.key)
+
+
+def issue(authority: Certificates, hosts: tuple[str, ...], cert: Path, key_file: Path) -> Certificates:
+    """A server certificate for ``hosts`` from ``authority``'s CA, written to ``cert`` and ``key_file``."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert = x509.load_pem_x509_certificate(authority.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key(authority.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -48,7 +71,7 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "1
         except ValueError:
             names.append(x509.DNSName(host))
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+    certificate = (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
         .issuer_name(ca_cert.subject)
@@ -60,15 +83,10 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "1
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    result = Certificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-    result.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    result.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    result.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    result.key.chmod(0o600)
-    return result
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(_pem_key(key))
+    key_file.chmod(0o600)
+    return Certificates(authority.ca, cert, key_file, authority.ca_key)
 
 
 def free_port() -> int:

@@ -264,6 +264,10 @@ spec:
           ports:
             - name: http
               containerPort: 8080
+          readinessProbe:
+            httpGet:
+              path: /healthz
+              port: http
           env:
             - name: DEMO_URL
               value: https://${misp_hostname}/

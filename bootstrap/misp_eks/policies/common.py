@@ -8,7 +8,14 @@ from typing import Any
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import Environment
 from misp_eks.problems import Problem
-from misp_eks.validate.resources import Resource, Tree, containers, pod_spec
+from misp_eks.validate.resources import (
+    Resource,
+    Tree,
+    pod_labels,
+    pod_spec,
+    pod_spec_path,
+    selector_matches,
+)
 from misp_eks.validate.runner import Report, TreeReport
 
 EXAMPLE = ClusterVars.example()
@@ -65,16 +72,40 @@ def env_entries(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def all_containers(resource: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
     """(field path, container) for every init and regular container of a workload."""
-    spec_path = "spec.jobTemplate.spec.template.spec" if resource.kind == "CronJob" else "spec.template.spec"
+    spec_path = pod_spec_path(resource)
     for group in ("initContainers", "containers"):
         for index, item in enumerate(pod_spec(resource).get(group) or []):
             yield f"{spec_path}.{group}[{index}]", item
 
 
-def images(resource: Resource) -> list[str]:
-    return [str(item.get("image", "")) for item in containers(resource)]
-
-
 def helm_values(release: Resource) -> dict[str, Any]:
     value = release.spec.get("values")
     return value if isinstance(value, dict) else {}
+
+
+def minimum_replicas(env: Environment) -> int:
+    """Replicas a serving tier needs: two in production, so that a node or zone can go."""
+    return 2 if env.settings.tier == "production" else 1
+
+
+def zone_spread_problems(workload: Resource) -> Iterator[Problem]:
+    spreads = pod_spec(workload).get("topologySpreadConstraints") or []
+    if not any(
+        s.get("topologyKey") == "topology.kubernetes.io/zone" and s.get("whenUnsatisfiable") == "DoNotSchedule"
+        for s in spreads
+    ):
+        yield problem(
+            workload, f"{pod_spec_path(workload)}.topologySpreadConstraints", "spread over zones (DoNotSchedule)"
+        )
+
+
+def disruption_budget_problems(tree: Tree, workload: Resource) -> Iterator[Problem]:
+    """A PodDisruptionBudget that selects the workload's pods and keeps at least one of them."""
+    budgets = [
+        p for p in tree.of_kind("PodDisruptionBudget") if selector_matches(p.spec.get("selector"), pod_labels(workload))
+    ]
+    if not budgets:
+        yield problem(workload, "", "needs a PodDisruptionBudget")
+    for budget in budgets:
+        if str(budget.spec.get("maxUnavailable")) == "100%" or str(budget.spec.get("minAvailable")) in ("0", "0%"):
+            yield problem(budget, "spec", "must keep at least one pod")

@@ -7,10 +7,20 @@ import json
 from collections.abc import Iterator
 
 from misp_eks.naming import DASHBOARD_NAMESPACE, ZMQ_PORT
-from misp_eks.policies.common import EXAMPLE, applied, container, dig, environments, problem
+from misp_eks.policies.common import (
+    EXAMPLE,
+    applied,
+    container,
+    dig,
+    disruption_budget_problems,
+    environments,
+    minimum_replicas,
+    problem,
+    zone_spread_problems,
+)
 from misp_eks.policies.workloads import ingress_problems
 from misp_eks.problems import Problem
-from misp_eks.validate.resources import Resource, Tree, containers, pod_labels, pod_spec, selector_matches
+from misp_eks.validate.resources import Resource, Tree, containers, pod_labels, pod_spec
 from misp_eks.validate.runner import Report
 
 DASHBOARD = "misp-dashboard"
@@ -72,7 +82,9 @@ def authentication(report: Report) -> Iterator[Problem]:
             for item in containers(resource):
                 names = {e.get("name") for e in item.get("env") or []} | set(values)
                 for name in names:
-                    if any(word in str(name) for word in ("AUTH", "SSL_VERIFY", "COOKIE")):
+                    if "TEST_ONLY" in str(name):
+                        yield problem(resource, "spec.template.spec.containers", f"{name}: for tests, never here")
+                    elif any(word in str(name) for word in ("AUTH", "SSL_VERIFY", "COOKIE")):
                         yield problem(resource, "spec.template.spec.containers", f"{name}: login is not configurable")
         sections = _sections(_gamification(tree, "settings.cfg"))
         if sections is None or sections - TUNABLE_SECTIONS:
@@ -135,17 +147,11 @@ def web(report: Report) -> Iterator[Problem]:
         if tree is None:
             continue
         for resource in _deployments(tree, "web"):
-            minimum = 2 if env.settings.tier == "production" else 1
+            minimum = minimum_replicas(env)
             if (resource.spec.get("replicas") or 1) < minimum:
                 yield problem(resource, "spec.replicas", f"at least {minimum}")
-            spreads = pod_spec(resource).get("topologySpreadConstraints") or []
-            if not any(s.get("topologyKey") == "topology.kubernetes.io/zone" for s in spreads):
-                yield problem(resource, "spec.template.spec.topologySpreadConstraints", "spread over zones")
-            if not any(
-                selector_matches(p.spec.get("selector"), pod_labels(resource))
-                for p in tree.of_kind("PodDisruptionBudget")
-            ):
-                yield problem(resource, "", "needs a PodDisruptionBudget")
+            yield from zone_spread_problems(resource)
+            yield from disruption_budget_problems(tree, resource)
             found = container(resource, "web")
             if found is not None:
                 for probe in ("startupProbe", "readinessProbe"):
@@ -177,13 +183,19 @@ def gamification(report: Report) -> Iterator[Problem]:
         if missing := RANKING_SECTIONS - set(parser.sections()):
             yield Problem(tree.path, f"ranking.cfg lacks {sorted(missing)}")
             continue
-        shown = json.loads(parser["monthlyRanking"]["categories_in_datatable"])
-        points = dict(json.loads(parser["monthlyRanking"]["pnts_per_contribution"]))
-        trophies = json.loads(parser["HonorTrophyCateg"]["categ"])
+        try:
+            shown = json.loads(parser.get("monthlyRanking", "categories_in_datatable"))
+            points = dict(json.loads(parser.get("monthlyRanking", "pnts_per_contribution")))
+            trophies = json.loads(parser.get("HonorTrophyCateg", "categ"))
+            mapping = [float(share) for share in json.loads(parser.get("TrophyDifficulty", "trophyMapping"))]
+        except (configparser.Error, ValueError, TypeError) as error:
+            yield Problem(tree.path, f"ranking.cfg: {error}")
+            continue
         for name in {*shown, *points, *trophies} - MISP_CATEGORIES:
             yield Problem(tree.path, f"ranking.cfg: {name} is not a MISP category")
-        mapping = json.loads(parser["TrophyDifficulty"]["trophyMapping"])
-        tiers = len(parser["HonorTrophy"]) - 1  # tier 0 is "no trophy"
+        # Upstream's ranking.cfg: the best trophy goes to the top organisation alone, so the shares
+        # cover the other trophies (tier 0 is "no trophy").
+        tiers = len(parser["HonorTrophy"]) - 1
         if len(mapping) != tiers - 1 or sum(mapping) != 100:
             yield Problem(tree.path, f"ranking.cfg: trophyMapping needs {tiers - 1} shares adding up to 100")
 

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from misp_eks.naming import MISP_APP, MISP_NAMESPACE, ZMQ_PORT
-from misp_eks.policies.common import EXAMPLE, applied, container, dig, env_entries, environments, problem
+from misp_eks.policies.common import (
+    EXAMPLE,
+    applied,
+    container,
+    dig,
+    disruption_budget_problems,
+    env_entries,
+    environments,
+    minimum_replicas,
+    problem,
+    zone_spread_problems,
+)
 from misp_eks.policies.workloads import ingress_problems
 from misp_eks.problems import Problem
-from misp_eks.validate.resources import Resource, Tree, pod_labels, pod_spec, selector_matches
+from misp_eks.validate.resources import Resource, Tree, pod_labels, selector_matches
 from misp_eks.validate.runner import Report
 
 DATABASE, BACKEND, WEB = "misp-database", "misp-backend", "misp-web"
 
 # Every variable misp-core reads in Kubernetes mode, at misp-docker commit 6d915d5 (the image this
-# repository pins): core/files/entrypoint.sh, entrypoint_fpm.sh, kubernetes/entrypoint_fpm.sh,
-# configure_misp.sh, utilities.sh and etc/misp-docker/*.envars.json. The nginx variables of the
+# repository pins): core/files/entrypoint.sh, entrypoint_fpm.sh, entrypoint_nginx.sh (whose
+# functions kubernetes/entrypoint_fpm.sh calls), kubernetes/entrypoint_fpm.sh, configure_misp.sh,
+# utilities.sh and etc/misp-docker/*.envars.json. The nginx variables of the
 # combined mode (DISABLE_SSL_REDIRECT, NGINX_*, FASTCGI_*_TIMEOUT, HSTS_MAX_AGE, ...) are not read
 # in Kubernetes mode and are left out on purpose.
 MISP_CORE_ENV = frozenset(
@@ -24,7 +37,7 @@ MISP_CORE_ENV = frozenset(
         *("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE"),
         *("MYSQL_TLS", "MYSQL_TLS_CA", "MYSQL_TLS_CERT", "MYSQL_TLS_KEY"),
         *("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "ENABLE_REDIS_EMPTY_PASSWORD"),
-        *("BASE_URL", "ADMIN_EMAIL", "ADMIN_PASSWORD", "ADMIN_KEY", "AUTOGEN_ADMIN_KEY", "AUTOCONF_ADMIN_KEY"),
+        *("BASE_URL", "ADMIN_EMAIL", "ADMIN_PASSWORD", "AUTOGEN_ADMIN_KEY", "AUTOCONF_ADMIN_KEY"),
         *("ADMIN_ORG", "ADMIN_ORG_UUID", "MISP_EMAIL", "MISP_CONTACT", "ENCRYPTION_KEY", "SALT", "UUID"),
         *("DISABLE_PRINTING_PLAINTEXT_CREDENTIALS", "DEBUG", "ENABLE_DB_SETTINGS", "ENABLE_BACKGROUND_UPDATES"),
         *("ATTACHMENTS_DIR", "ENABLE_THEMES", "MISP_MODULES_FQDN", "SMTP_FQDN", "SMTP_PORT"),
@@ -41,10 +54,18 @@ MISP_CORE_ENV = frozenset(
         "SYNCSERVERS",
     }
 )
-MISP_CORE_ENV_PATTERNS = (r"SYNCSERVERS_\d+_DATA", r"OIDC_[A-Z_]+", r"LDAPAUTH_[A-Z_]+", r"AAD_[A-Z_]+")
-# Read by the image but never right here: S3_* force static keys (aws_compatible=true); the pod's
-# identity reaches the bucket instead (customize_misp.sh).
-FORBIDDEN_ENV = {"S3_BUCKET", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"}
+MISP_CORE_ENV_PATTERNS = (
+    *(r"SYNCSERVERS_\d+_DATA", r"OIDC_[A-Z_]+", r"LDAPAUTH_[A-Z_]+", r"AAD_[A-Z_]+"),
+    *(r"CUSTOM_AUTH_[A-Z_]+", r"APACHESECUREAUTH_LDAP_[A-Z_]+"),
+)
+# Read by the image but never right here, and why.
+_STATIC_S3 = "forces static S3 keys (aws_compatible=true); the pod identity reaches the bucket"
+FORBIDDEN_ENV = {
+    **dict.fromkeys(("S3_BUCKET", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"), _STATIC_S3),
+    # configure_misp.sh runs `cake User change_authkey 1 $ADMIN_KEY` at every start, which expires
+    # every other key of the admin (MISP AuthKey::resetAuthKey); AUTOGEN_ADMIN_KEY makes one only once.
+    "ADMIN_KEY": "resets every API key of the admin at each pod start",
+}
 # This repository's own: the hook's inputs, and the AWS SDK's region for MISP's S3 client.
 OWN_ENV = frozenset({"MISP_EKS_ROLE", "MISP_EKS_S3_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION"})
 # Differences allowed between the web and workers pods' environments.
@@ -122,25 +143,17 @@ def web_tier(report: Report) -> Iterator[Problem]:
         strategy = dig(web.spec, "strategy", "rollingUpdate") or {}
         if dig(web.spec, "strategy", "type") != "RollingUpdate" or strategy != {"maxSurge": 1, "maxUnavailable": 0}:
             yield problem(web, "spec.strategy", "maxSurge 1, maxUnavailable 0: one new pod at a time")
-        spreads = pod_spec(web).get("topologySpreadConstraints") or []
-        if not any(
-            s.get("topologyKey") == "topology.kubernetes.io/zone" and s.get("whenUnsatisfiable") == "DoNotSchedule"
-            for s in spreads
-        ):
-            yield problem(web, "spec.template.spec.topologySpreadConstraints", "spread over zones (DoNotSchedule)")
+        yield from zone_spread_problems(web)
         hpa = next(
             (h for h in tree.of_kind("HorizontalPodAutoscaler") if dig(h.spec, "scaleTargetRef", "name") == "misp-web"),
             None,
         )
-        minimum = 2 if env.settings.tier == "production" else 1
+        minimum = minimum_replicas(env)
         if hpa is None or (hpa.spec.get("minReplicas") or 1) < minimum:
             yield problem(web, "", f"needs a HorizontalPodAutoscaler with minReplicas >= {minimum}")
         if "replicas" in web.spec and hpa is not None:
             yield problem(web, "spec.replicas", "leave replicas to the HorizontalPodAutoscaler (Flux would reset it)")
-        if not any(
-            selector_matches(p.spec.get("selector"), pod_labels(web)) for p in tree.of_kind("PodDisruptionBudget")
-        ):
-            yield problem(web, "", "needs a PodDisruptionBudget")
+        yield from disruption_budget_problems(tree, web)
         found = container(web, "misp-core")
         if found is None:
             continue
@@ -155,16 +168,16 @@ def identity_and_environment(report: Report) -> Iterator[Problem]:
     for env in environments(report):
         environments_by_role: dict[str, dict[str, object]] = {}
         for resource in _core_pods(report, env.name):
-            index, core = container(resource, "misp-core") or (0, {})
+            index, core = container(resource, "misp-core")  # _core_pods yields only pods that have it
             field = f"spec.template.spec.containers[{index}]"
-            if {"secretRef": {"name": "misp-app"}} not in (core.get("envFrom") or []):
-                yield problem(resource, f"{field}.envFrom", "take MISP's identity from the misp-app Secret")
+            if (core.get("envFrom") or []) != [{"secretRef": {"name": "misp-app"}}]:
+                yield problem(resource, f"{field}.envFrom", "only MISP's identity, from the misp-app Secret")
             entries = env_entries(core)
             for name in entries:
-                if name in MISP_APP.keys:
+                if name in FORBIDDEN_ENV:
+                    yield problem(resource, f"{field}.env", f"{name} {FORBIDDEN_ENV[name]}")
+                elif name in MISP_APP.keys:
                     yield problem(resource, f"{field}.env", f"{name} comes from misp-app only (one value for all pods)")
-                elif name in FORBIDDEN_ENV:
-                    yield problem(resource, f"{field}.env", f"{name} forces static S3 keys; the pod identity is used")
                 elif not _env_known(name):
                     yield problem(resource, f"{field}.env", f"misp-core does not read {name}")
             role = str(pod_labels(resource).get("app.kubernetes.io/component"))
@@ -192,9 +205,9 @@ def identity_and_environment(report: Report) -> Iterator[Problem]:
             yield Problem(f"clusters/{env.name}", "the web and workers pods must share one environment (core-pod)")
 
 
-def _script(tree: Tree | None, suffix: str) -> str:
+def _script(tree: Tree | None, prefix: str) -> str:
     for config_map in tree.of_kind("ConfigMap") if tree else []:
-        if config_map.name.startswith(suffix):
+        if config_map.name.startswith(prefix):
             return str((config_map.obj.get("data") or {}).get("customize_misp.sh", ""))
     return ""
 
@@ -237,12 +250,14 @@ def modules(report: Report) -> Iterator[Problem]:
         resource = tree.get("Deployment", "misp-modules", MISP_NAMESPACE) if tree else None
         if resource is None:
             yield Problem(f"clusters/{env.name}", "no Deployment misp/misp-modules")
-        elif env.settings.tier == "production" and (resource.spec.get("replicas") or 1) < 2:
+        elif (resource.spec.get("replicas") or 1) < minimum_replicas(env):
             yield problem(resource, "spec.replicas", "at least two in production")
 
 
-# Who may open a connection to each kind of MISP pod: (namespace or None for misp, pod labels, port).
-ALLOWED_INGRESS: dict[str, set[tuple[str | None, tuple[tuple[str, str], ...], int]]] = {
+# Who may open a connection to each kind of MISP pod: (where from: "vpc", a namespace, None for
+# the pod's own, "*" for any; pod labels; port).
+Peer = tuple[str | None, tuple[tuple[str, str], ...], int | str]
+ALLOWED_INGRESS: dict[str, set[Peer]] = {
     "web": {("vpc", (), 8080)},
     "workers": {
         (
@@ -256,14 +271,17 @@ ALLOWED_INGRESS: dict[str, set[tuple[str | None, tuple[tuple[str, str], ...], in
 }
 
 
-def _peers(rule: dict[str, object]) -> set[tuple[str | None, tuple[tuple[str, str], ...], int]]:
+def _peers(rule: dict[str, Any]) -> set[Peer]:
     found = set()
-    ports = [int(p.get("port", 0)) for p in rule.get("ports") or []]  # type: ignore[union-attr]
-    for peer in rule.get("from") or []:  # type: ignore[union-attr]
-        if dig(peer, "ipBlock", "cidr") == EXAMPLE.vpc_cidr:
-            source: str | None = "vpc"
+    ports = [p.get("port", "any") for p in rule.get("ports") or [{}]]
+    for peer in rule.get("from") or [{}]:
+        source: str | None
+        if "ipBlock" in peer:
+            source = "vpc" if dig(peer, "ipBlock", "cidr") == EXAMPLE.vpc_cidr else str(dig(peer, "ipBlock", "cidr"))
+        elif "namespaceSelector" in peer:
+            source = dig(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name") or "*"
         else:
-            source = dig(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")
+            source = None if "podSelector" in peer else "*"  # no peer at all admits everyone
         labels = tuple(sorted((dig(peer, "podSelector", "matchLabels") or {}).items()))
         found |= {(source, labels, port) for port in ports}
     return found
@@ -278,7 +296,7 @@ def network(report: Report) -> Iterator[Problem]:
             role = str(pod_labels(pod).get("app.kubernetes.io/component"))
             if role not in ALLOWED_INGRESS:
                 continue
-            allowed: set[tuple[str | None, tuple[tuple[str, str], ...], int]] = set()
+            allowed: set[Peer] = set()
             for policy in policies:
                 if "Ingress" in (policy.spec.get("policyTypes") or []) and selector_matches(
                     policy.spec.get("podSelector"), pod_labels(pod)

@@ -11,7 +11,7 @@ from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, availa
 from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
 from misp_eks.policies.common import EXAMPLE, applied, dig, environments, everything, helm_values, problem
 from misp_eks.problems import Problem
-from misp_eks.validate.flux import dependencies
+from misp_eks.validate.flux import dependencies, is_cluster_vars
 from misp_eks.validate.runner import Report
 
 # Amazon EKS Kubernetes version calendar (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html):
@@ -63,47 +63,69 @@ def cluster_high_availability(report: Report) -> Iterator[Problem]:
                 yield _cluster_problem(env, f"{field}.disablePodIMDS", "pods must not reach the node's metadata")
 
 
+SCALING_ACTIONS = frozenset({"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"})
+
+
+def _allowed(env: Environment) -> dict[tuple[str, str], dict[str, frozenset[str]]]:
+    """Per service account: every action its role may have, and on which resources (least privilege)."""
+    zone = f"arn:aws:route53:::hostedzone/{EXAMPLE.hosted_zone_id}"
+    secrets = f"arn:aws:secretsmanager:{env.region}:{EXAMPLE.aws_account_id}:secret:{EXAMPLE.secrets_prefix}/*"
+    bucket = f"arn:aws:s3:::{EXAMPLE.attachments_bucket}"
+    autoscaler_reads = (
+        *("autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
+        *("autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities"),
+        *("ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions"),
+        *("ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"),
+    )
+    return {
+        ("kube-system", "external-dns"): {
+            **dict.fromkeys(
+                ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"),
+                frozenset({zone}),
+            ),
+            "route53:ListHostedZones": frozenset({"*"}),
+        },
+        ("external-secrets", "external-secrets"): dict.fromkeys(READ_ONLY_SECRETS_ACTIONS, frozenset({secrets})),
+        # The scaling actions take "*" but only with the condition checked below.
+        ("kube-system", "cluster-autoscaler"): dict.fromkeys((*autoscaler_reads, *SCALING_ACTIONS), frozenset({"*"})),
+        (MISP_NAMESPACE, "misp"): {
+            **dict.fromkeys(("s3:GetObject", "s3:PutObject", "s3:DeleteObject"), frozenset({f"{bucket}/*"})),
+            "s3:ListBucket": frozenset({bucket}),
+        },
+    }
+
+
 def _association_problems(env: Environment, index: int, item: PodIdentityAssociation) -> Iterator[Problem]:
     field = f"iam.podIdentityAssociations[{index}]"
     key = (item.namespace, item.serviceAccountName)
-    statements = item.permissionPolicy.Statement if item.permissionPolicy else []
     if key == ("kube-system", "aws-load-balancer-controller"):
         if not (item.wellKnownPolicies and item.wellKnownPolicies.awsLoadBalancerController):
             yield _cluster_problem(env, field, "the load balancer controller uses eksctl's maintained policy")
-    elif key == ("kube-system", "external-dns"):
-        zone = f"arn:aws:route53:::hostedzone/{EXAMPLE.hosted_zone_id}"
-        for s, statement in enumerate(statements):
-            if "route53:ChangeResourceRecordSets" in statement.actions() and statement.resources() != [zone]:
-                yield _cluster_problem(
-                    env,
-                    f"{field}.permissionPolicy.Statement[{s}].Resource",
-                    "external-dns may change only its own zone",
-                )
-    elif key == ("external-secrets", "external-secrets"):
-        prefix = f"arn:aws:secretsmanager:{env.region}:{EXAMPLE.aws_account_id}:secret:{EXAMPLE.secrets_prefix}/*"
-        for s, statement in enumerate(statements):
-            if set(statement.actions()) - READ_ONLY_SECRETS_ACTIONS:
-                yield _cluster_problem(env, f"{field}.permissionPolicy.Statement[{s}].Action", "read-only, please")
-            if statement.resources() != [prefix]:
-                yield _cluster_problem(
-                    env, f"{field}.permissionPolicy.Statement[{s}].Resource", f"only {prefix} (this environment)"
-                )
-    elif key == ("kube-system", "cluster-autoscaler"):
-        for s, statement in enumerate(statements):
-            scaling = {"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
-            if scaling & set(statement.actions()):
-                tags = dig(statement.Condition, "StringEquals") or {}
-                if f"autoscaling:ResourceTag/k8s.io/cluster-autoscaler/{env.cluster_name}" not in tags:
+        return
+    allowed = _allowed(env).get(key)
+    if allowed is None:
+        return
+    who = f"{key[0]}/{key[1]}"
+    if item.wellKnownPolicies is not None or item.permissionPolicyARNs:
+        yield _cluster_problem(env, field, f"{who}: only the inline permissionPolicy, which is checked here")
+    statements = item.permissionPolicy.Statement if item.permissionPolicy else []
+    for s, statement in enumerate(statements):
+        where = f"{field}.permissionPolicy.Statement[{s}]"
+        if statement.Effect != "Allow":
+            continue
+        for action in statement.actions():
+            if action not in allowed:
+                yield _cluster_problem(env, f"{where}.Action", f"{who} may not have {action} (least privilege)")
+                continue
+            for resource in statement.resources():
+                if resource not in allowed[action]:
                     yield _cluster_problem(
-                        env, f"{field}.permissionPolicy.Statement[{s}].Condition", "scale only this cluster's groups"
+                        env, f"{where}.Resource", f"{who}: {action} only on {', '.join(sorted(allowed[action]))}"
                     )
-    elif key == (MISP_NAMESPACE, "misp"):
-        bucket = f"arn:aws:s3:::{EXAMPLE.attachments_bucket}"
-        for s, statement in enumerate(statements):
-            if any(not r.startswith(bucket) for r in statement.resources()):
-                yield _cluster_problem(
-                    env, f"{field}.permissionPolicy.Statement[{s}].Resource", "MISP reaches its bucket only"
-                )
+        if key == ("kube-system", "cluster-autoscaler") and SCALING_ACTIONS & set(statement.actions()):
+            tags = dig(statement.Condition, "StringEquals") or {}
+            if tags.get(f"autoscaling:ResourceTag/k8s.io/cluster-autoscaler/{env.cluster_name}") != "owned":
+                yield _cluster_problem(env, f"{where}.Condition", "scale only this cluster's groups (tag: owned)")
 
 
 def identity_model(report: Report) -> Iterator[Problem]:
@@ -218,7 +240,7 @@ def flux_entry_points(report: Report) -> Iterator[Problem]:
             for key in ("wait", "prune"):
                 if item.spec.get(key) is not True:
                     yield Problem(item.origin, "must be true", obj=item.ref, field=f"spec.{key}")
-            if not any(s.name == "cluster-vars" for s in item.var_sources):
+            if not any(is_cluster_vars(s, item.namespace) for s in item.var_sources):
                 yield Problem(
                     item.origin, "must read cluster-vars", obj=item.ref, field="spec.postBuild.substituteFrom"
                 )
@@ -244,8 +266,7 @@ def helm_releases(report: Report) -> Iterator[Problem]:
     for env in environments(report):
         controllers = applied(report, env.name, "infra-controllers")
         if controllers is None:
-            yield Problem(f"{CLUSTERS_DIR}/{env.name}", "no infra-controllers tree")
-            continue
+            continue  # flux_entry_points reports the missing Kustomization
         for name in REQUIRED_RELEASES:
             if controllers.get("HelmRelease", name) is None:
                 yield Problem(f"{CLUSTERS_DIR}/{env.name}", f"infra-controllers has no HelmRelease {name}")
@@ -259,8 +280,9 @@ def helm_releases(report: Report) -> Iterator[Problem]:
                 if dig(spec, action, "crds") != "CreateReplace":
                     yield problem(release, f"spec.{action}.crds", "must be CreateReplace")
             source = (report.root / release.origin).read_text(encoding="utf-8")
-            if not re.search(r"https://github\.com/\S+/values\.yaml", source):
-                yield problem(release, "spec.values", "link the chart's default values.yaml in a comment")
+            version = str(dig(spec, "chart", "spec", "version"))
+            if not any(version in link for link in re.findall(r"https://github\.com/\S+/values\.yaml", source)):
+                yield problem(release, "spec.values", f"link the default values.yaml of chart {version} in a comment")
 
 
 def controller_values(report: Report) -> Iterator[Problem]:
@@ -309,21 +331,30 @@ def controller_values(report: Report) -> Iterator[Problem]:
             tag = str(dig(values, "image", "tag") or "")
             if not tag.startswith(f"v{env.kubernetes_version}."):
                 yield problem(autoscaler, "spec.values.image.tag", f"must be a {env.kubernetes_version} release")
+            args = dig(values, "extraArgs") or {}
+            ignored = {str(v) for k, v in args.items() if str(k).split("_")[0] == "balancing-ignore-label"}
+            if args.get("balance-similar-node-groups") is not True or not ignored >= LAUNCH_TEMPLATE_LABELS:
+                yield problem(
+                    autoscaler,
+                    "spec.values.extraArgs",
+                    "balance the per-zone node groups, ignoring their launch-template labels",
+                )
         metrics = controllers.get("HelmRelease", "metrics-server")
         if metrics is not None and (helm_values(metrics).get("replicas") or 1) < 2:
             yield problem(metrics, "spec.values.replicas", "two replicas: the HPAs depend on it")
 
 
+# EKS sets these on every managed node; they differ between node groups (see cluster-autoscaler.yaml).
+LAUNCH_TEMPLATE_LABELS = {"eks.amazonaws.com/sourceLaunchTemplateId", "eks.amazonaws.com/sourceLaunchTemplateVersion"}
 APP_NAMESPACES = {MISP_NAMESPACE: "baseline", DASHBOARD_NAMESPACE: "restricted"}
 
 
 def namespaces_and_network(report: Report) -> Iterator[Problem]:
-    """App namespaces with Pod Security levels, default-deny and DNS-only baselines; the secret store."""
+    """App namespaces with Pod Security levels and default-deny NetworkPolicies; the secret store."""
     for env in environments(report):
         configs = applied(report, env.name, "infra-configs")
         if configs is None:
-            yield Problem(f"{CLUSTERS_DIR}/{env.name}", "no infra-configs tree")
-            continue
+            continue  # flux_entry_points reports the missing Kustomization
         for name, level in APP_NAMESPACES.items():
             namespace = configs.get("Namespace", name)
             if namespace is None:

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
 from misp_eks.policies.common import EXAMPLE, all_containers, applied_trees, everything, problem
 from misp_eks.problems import Problem
-from misp_eks.validate.resources import Resource, pod_spec, pod_template
+from misp_eks.validate.resources import Resource, pod_spec, pod_spec_path, pod_template
 from misp_eks.validate.runner import Report
 
 APP_NAMESPACES = (MISP_NAMESPACE, DASHBOARD_NAMESPACE)
-# ALB TLS policy: TLS 1.3 and 1.2 with the restricted ciphers (Elastic Load Balancing, "Security policies
-# for your Application Load Balancer"), the newest one available in every commercial region.
-SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+# ALB TLS policy: TLS 1.3 and 1.2 with the restricted ciphers, plus hybrid post-quantum key exchange
+# for the clients that offer it; the one AWS recommends (Elastic Load Balancing, "Security policies for
+# your Application Load Balancer").
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 # Capabilities misp-core's entrypoint needs as root (apps/misp/README.md); all in Pod Security baseline.
 ROOT_CAPABILITIES = {
     "misp-core": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL", "AUDIT_WRITE"},
@@ -59,7 +60,7 @@ def security_contexts(report: Report) -> Iterator[Problem]:
     """The most restrictive context each image allows; only misp-core's entrypoint runs as root."""
     for resource in app_workloads(report):
         spec = pod_spec(resource)
-        prefix = "spec.template.spec"
+        prefix = pod_spec_path(resource)
         if (spec.get("securityContext") or {}).get("seccompProfile", {}).get("type") != "RuntimeDefault":
             yield problem(resource, f"{prefix}.securityContext.seccompProfile", "use RuntimeDefault")
         if spec.get("automountServiceAccountToken") is not False:

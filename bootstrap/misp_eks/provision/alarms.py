@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from misp_eks.provision import caches as cache_module
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import error_code
+from misp_eks.provision.errors import unless_missing
 
 TOPIC_KIND = "SNS topic"
 ALARM_KIND = "CloudWatch alarm"
@@ -145,16 +143,28 @@ def all_alarms(ctx: Context) -> list[Alarm]:
     return [*database_alarms(ctx), *(alarm for app in cache_module.APPS for alarm in cache_alarms(ctx, app))]
 
 
+TOPIC_MISSING = "NotFound"
+SUBSCRIPTION_MISSING = "SubscriptionNotFound"
+
+
+def topic_exists(sns: Any, arn: str) -> bool:
+    return unless_missing(lambda: sns.get_topic_attributes(TopicArn=arn), TOPIC_MISSING) is not None
+
+
+def find_event_subscription(rds: Any, name: str) -> dict[str, Any] | None:
+    return unless_missing(
+        lambda: rds.describe_event_subscriptions(SubscriptionName=name)["EventSubscriptionsList"][0],
+        SUBSCRIPTION_MISSING,
+    )
+
+
 def ensure_topic(ctx: Context) -> str:
     """The topic and its e-mail subscription (the recipient confirms it from the e-mail AWS sends)."""
     sns = ctx.client("sns")
     arn = ctx.names.alarm_topic_arn
-    try:
-        sns.get_topic_attributes(TopicArn=arn)
+    if topic_exists(sns, arn):
         ctx.record(TOPIC_KIND, ctx.names.alarm_topic, "exists", arn)
-    except ClientError as error:
-        if error_code(error) not in ("NotFound", "NotFoundException"):
-            raise
+    else:
         arn = sns.create_topic(Name=ctx.names.alarm_topic, Tags=tagging.key_value(ctx.tags))["TopicArn"]
         ctx.record(TOPIC_KIND, ctx.names.alarm_topic, "created", arn)
     email = ctx.settings.alarm_email
@@ -212,12 +222,7 @@ def ensure_alarms(ctx: Context, topic_arn: str) -> None:
 def ensure_event_subscription(ctx: Context, topic_arn: str) -> None:
     rds = ctx.client("rds")
     name = ctx.names.db_event_subscription
-    try:
-        found = rds.describe_event_subscriptions(SubscriptionName=name)["EventSubscriptionsList"][0]
-    except ClientError as error:
-        if error_code(error) not in ("SubscriptionNotFound", "SubscriptionNotFoundFault"):
-            raise
-        found = None
+    found = find_event_subscription(rds, name)
     if found is None:
         rds.create_event_subscription(
             SubscriptionName=name,
@@ -245,19 +250,13 @@ def remove(ctx: Context) -> None:
         cloudwatch.delete_alarms(AlarmNames=existing[start : start + 100])
     ctx.record(ALARM_KIND + "s", f"{len(existing)} alarms", "deleted" if existing else "skipped")
     rds = ctx.client("rds")
-    try:
-        rds.delete_event_subscription(SubscriptionName=ctx.names.db_event_subscription)
-        ctx.record(EVENTS_KIND, ctx.names.db_event_subscription, "deleted")
-    except ClientError as error:
-        if error_code(error) not in ("SubscriptionNotFound", "SubscriptionNotFoundFault"):
-            raise
-        ctx.record(EVENTS_KIND, ctx.names.db_event_subscription, "skipped", "not found")
+    name = ctx.names.db_event_subscription
+    if unless_missing(lambda: rds.delete_event_subscription(SubscriptionName=name), SUBSCRIPTION_MISSING) is None:
+        ctx.record(EVENTS_KIND, name, "skipped", "not found")
+    else:
+        ctx.record(EVENTS_KIND, name, "deleted")
     sns = ctx.client("sns")
-    try:
-        sns.get_topic_attributes(TopicArn=ctx.names.alarm_topic_arn)
-    except ClientError as error:
-        if error_code(error) not in ("NotFound", "NotFoundException"):
-            raise
+    if not topic_exists(sns, ctx.names.alarm_topic_arn):
         ctx.record(TOPIC_KIND, ctx.names.alarm_topic, "skipped", "not found")
         return
     sns.delete_topic(TopicArn=ctx.names.alarm_topic_arn)

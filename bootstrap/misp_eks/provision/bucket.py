@@ -98,8 +98,12 @@ def ensure(ctx: Context) -> str:
         if ctx.names.region != "us-east-1":
             options["CreateBucketConfiguration"] = {"LocationConstraint": ctx.names.region}
         s3.create_bucket(**options)
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagging.key_value(ctx.tags)})
         created = True
+    # Tags are written when there are none, so that a run interrupted right after CreateBucket
+    # still ends with a tagged bucket (tags changed by hand afterwards are left alone).
+    if not (_get(s3.get_bucket_tagging, ("NoSuchTagSet",), Bucket=bucket) or {}).get("TagSet"):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagging.key_value(ctx.tags)})
+        changed.append("tags")
     ownership = _get(s3.get_bucket_ownership_controls, ("OwnershipControlsNotFoundError",), Bucket=bucket)
     rules = (ownership or {}).get("OwnershipControls", {}).get("Rules", [])
     if [rule.get("ObjectOwnership") for rule in rules] != ["BucketOwnerEnforced"]:

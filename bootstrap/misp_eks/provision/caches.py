@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from misp_eks import naming
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite, error_code
+from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite, error_code, unless_missing
 from misp_eks.provision.network import ClusterNetwork
 from misp_eks.provision.waiting import Poll
 
@@ -55,6 +55,16 @@ def find(elasticache: Any, group_id: str) -> dict[str, Any] | None:
         raise
 
 
+SUBNET_GROUP_MISSING = "CacheSubnetGroupNotFoundFault"
+
+
+def find_subnet_group(elasticache: Any, name: str) -> dict[str, Any] | None:
+    return unless_missing(
+        lambda: elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=name)["CacheSubnetGroups"][0],
+        SUBNET_GROUP_MISSING,
+    )
+
+
 def primary_endpoint(group: dict[str, Any]) -> CacheEndpoint | None:
     for node_group in group.get("NodeGroups", []):
         primary = node_group.get("PrimaryEndpoint")
@@ -75,12 +85,7 @@ def require(ctx: Context, app: str) -> CacheEndpoint:
 def ensure_subnet_group(ctx: Context, network: ClusterNetwork) -> str:
     elasticache = ctx.client("elasticache")
     name = ctx.names.cache_subnet_group
-    try:
-        group = elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=name)["CacheSubnetGroups"][0]
-    except ClientError as error:
-        if error_code(error) not in ("CacheSubnetGroupNotFoundFault", "CacheSubnetGroupNotFound"):
-            raise
-        group = None
+    group = find_subnet_group(elasticache, name)
     zones = ", ".join(network.zones)
     if group is None:
         elasticache.create_cache_subnet_group(

@@ -25,11 +25,6 @@ def redis_auth_token() -> str:
     return alphanumeric(64)
 
 
-def misp_auth_key() -> str:
-    """A MISP auth key is 40 alphanumeric characters (ADMIN_KEY)."""
-    return alphanumeric(40)
-
-
 def encryption_key() -> str:
     """Security.encryption_key: 32 characters or more."""
     return alphanumeric(48)

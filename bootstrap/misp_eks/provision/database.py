@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from misp_eks import naming
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import BootstrapError, MissingPrerequisite, error_code
+from misp_eks.provision.errors import BootstrapError, MissingPrerequisite, error_code, unless_missing
 from misp_eks.provision.network import ClusterNetwork
 from misp_eks.provision.waiting import Poll
 
@@ -57,6 +57,15 @@ def find(rds: Any, identifier: str) -> dict[str, Any] | None:
         raise
 
 
+SUBNET_GROUP_MISSING = "DBSubnetGroupNotFoundFault"
+
+
+def find_subnet_group(rds: Any, name: str) -> dict[str, Any] | None:
+    return unless_missing(
+        lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0], SUBNET_GROUP_MISSING
+    )
+
+
 def endpoint(instance: dict[str, Any]) -> DatabaseEndpoint:
     address = instance.get("Endpoint", {})
     return DatabaseEndpoint(
@@ -77,12 +86,7 @@ def require(ctx: Context) -> DatabaseEndpoint:
 def ensure_subnet_group(ctx: Context, network: ClusterNetwork) -> str:
     rds = ctx.client("rds")
     name = ctx.names.db_subnet_group
-    try:
-        group = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
-    except ClientError as error:
-        if error_code(error) not in ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"):
-            raise
-        group = None
+    group = find_subnet_group(rds, name)
     zones = ", ".join(network.zones)
     if group is None:
         rds.create_db_subnet_group(

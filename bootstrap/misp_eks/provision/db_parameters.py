@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
+from misp_eks.provision.errors import InputError
 from misp_eks.settings import Database
 
 KIND = "DB parameter group"
@@ -26,6 +27,8 @@ class DbParameter:
     value: str
     apply: ApplyMethod
     source: str
+    required: bool = False
+    """A promise of this project's (TLS required): an engine that lacks it is an error, not a skip."""
 
 
 def family(database: Database) -> str:
@@ -65,7 +68,9 @@ def misp_parameters(database: Database) -> tuple[DbParameter, ...]:
         # MISP issues #1732, #6218: MISP's GROUP BY queries fail under ONLY_FULL_GROUP_BY (error 1055).
         DbParameter("sql_mode", SQL_MODE, "immediate", "MISP issues #1732, #6218"),
         # Every client must use TLS (misp-core MYSQL_TLS with the RDS CA bundle from Secrets Manager).
-        DbParameter("require_secure_transport", "ON", "immediate", "AWS RDS: requiring SSL/TLS for all connections"),
+        DbParameter(
+            "require_secure_transport", "ON", "immediate", "AWS RDS: requiring SSL/TLS for all connections", True
+        ),
     ]
     # MYSQL_RECOMMENDED_SETTINGS and misp-docker: change buffering off. MariaDB 11.0 removed the
     # change buffer and the variable (ignored since 10.9), so it is set only where it exists.
@@ -110,11 +115,18 @@ def plan_changes(
     skipped: list[str] = []
     for parameter in wanted:
         known = catalogue.get(parameter.name)
+        reason = None
         if authoritative and known is None:
-            skipped.append(f"{parameter.name} (not a parameter of this engine)")
-            continue
-        if known is not None and known.get("IsModifiable") is False:
-            skipped.append(f"{parameter.name} (not modifiable on RDS)")
+            reason = "not a parameter of this engine"
+        elif known is not None and known.get("IsModifiable") is False:
+            reason = "not modifiable on RDS"
+        if reason and parameter.required:
+            raise InputError(
+                f"settings.yaml database: {parameter.name} is {reason}, and it is required "
+                f"({parameter.source}); choose an engine version that has it"
+            )
+        if reason:
+            skipped.append(f"{parameter.name} ({reason})")
             continue
         value = _normalise(parameter.value, (known or {}).get("AllowedValues"))
         if known is not None and str(known.get("ParameterValue", "")) == value:

@@ -4,8 +4,10 @@ Order and why:
 
 1. Flux is suspended, so that nothing it manages comes back while the rest goes.
 2. The Ingresses are deleted and the bootstrap waits until the AWS Load Balancer Controller has
-   removed the load balancers and external-dns the DNS records: both controllers run in the
-   cluster, so this must happen while it exists, or the load balancers and records are orphaned.
+   removed the load balancers: it runs in the cluster, so this must happen while the cluster
+   exists, or the load balancers are orphaned. Then the bootstrap deletes the DNS records that
+   external-dns made for this cluster (its TXT registry names the owner): in production external-dns
+   only ever upserts, so it would leave them pointing at load balancers that no longer exist.
 3. The MISP and dashboard workloads are scaled to zero, so nothing writes during the final snapshots.
 4. The data layer goes before the cluster (the issue's text lists the cluster first; this deviates
    deliberately): RDS and ElastiCache place network interfaces and security groups inside the VPC
@@ -23,6 +25,7 @@ The attachments bucket, the secrets and the KMS key are kept unless --delete-buc
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from misp_eks.provision import (
     certificates,
     cluster,
     database,
+    db_parameters,
     hosted_zone,
     kms,
     kube,
@@ -46,7 +50,7 @@ from misp_eks.provision import (
     security_groups,
 )
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import error_code
+from misp_eks.provision.errors import BootstrapError, error_code
 from misp_eks.provision.tools import EKSCTL
 from misp_eks.provision.waiting import Poll
 
@@ -97,18 +101,65 @@ def load_balancers(ctx: Context) -> list[str]:
     return mine
 
 
-def dns_records(ctx: Context) -> list[str]:
-    """A, AAAA and CNAME records external-dns made for the two hostnames."""
+def _owns(record: dict[str, Any], host: str, owner: str) -> bool:
+    """An external-dns TXT registry record saying that ``owner`` manages ``host`` (registry/txt: named
+    ``<type>-<host>``, or ``<host>`` in the old format; labels ``heritage=external-dns,external-dns/owner=…``)."""
+    name = record["Name"].rstrip(".")
+    if record["Type"] != "TXT" or not (name == host or re.fullmatch(rf"[a-z]+-{re.escape(host)}", name)):
+        return False
+    values = [item["Value"].strip('"') for item in record.get("ResourceRecords", [])]
+    return any({"heritage=external-dns", f"external-dns/owner={owner}"} <= set(value.split(",")) for value in values)
+
+
+def dns_records(ctx: Context) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records external-dns made for MISP's and the dashboard's hostnames, with their ownership
+    records, when its registry says this cluster owns them; and the names of those it does not own."""
     zone = hosted_zone.find(ctx.client("route53"), ctx.settings.domain)
-    if zone is None:  # no zone, no records to wait for
-        return []
-    wanted = {f"{host}." for host in certificates.hostnames(ctx).values()}
-    found = []
-    for page in ctx.client("route53").get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id):
-        for record in page.get("ResourceRecordSets", []):
-            if record["Name"] in wanted and record["Type"] in RECORD_TYPES:
-                found.append(f"{record['Name']} {record['Type']}")
-    return found
+    if zone is None:
+        return [], []
+    hosts = set(certificates.hostnames(ctx).values())
+    records = [
+        record
+        for page in ctx.client("route53").get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id)
+        for record in page.get("ResourceRecordSets", [])
+    ]
+    owned_hosts = {host for host in hosts for record in records if _owns(record, host, ctx.names.cluster)}
+    mine: list[dict[str, Any]] = []
+    foreign: list[str] = []
+    for record in records:
+        name = record["Name"].rstrip(".")
+        if record["Type"] in RECORD_TYPES and name in hosts:
+            if name in owned_hosts:
+                mine.append(record)
+            else:
+                foreign.append(f"{name} {record['Type']}")
+        elif any(_owns(record, host, ctx.names.cluster) for host in hosts):
+            mine.append(record)
+    return mine, foreign
+
+
+def remove_dns_records(ctx: Context) -> None:
+    """Delete what external-dns made for this cluster: in production it runs with policy upsert-only
+    and never deletes a record, so the records would outlive the load balancers they point to."""
+    zone = hosted_zone.find(ctx.client("route53"), ctx.settings.domain)
+    for _ in range(3):  # external-dns (policy sync) may delete some meanwhile: list again and retry
+        mine, foreign = dns_records(ctx)
+        if not mine or zone is None:
+            break
+        try:
+            ctx.client("route53").change_resource_record_sets(
+                HostedZoneId=zone.id,
+                ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": record} for record in mine]},
+            )
+        except ClientError as error:
+            if error_code(error) != "InvalidChangeBatch":
+                raise
+            continue
+        names = sorted({record["Name"].rstrip(".") for record in mine})
+        ctx.record("DNS records", ", ".join(names), "deleted", f"external-dns records of {ctx.names.cluster}")
+        break
+    for name in foreign:
+        ctx.record("DNS record", name, "kept", f"its registry does not name {ctx.names.cluster} as owner")
 
 
 def remove_ingresses(ctx: Context) -> None:
@@ -119,18 +170,13 @@ def remove_ingresses(ctx: Context) -> None:
     )
     ctx.record("Ingresses", "all namespaces", "deleted")
 
-    def gone(lister: Callable[[Context], list[str]]) -> Callable[[], Poll[None]]:
-        def probe() -> Poll[None]:
-            left = lister(ctx)
-            return Poll(not left, f"{len(left)} left: {', '.join(left)}" if left else "none left")
+    def gone() -> Poll[None]:
+        left = load_balancers(ctx)
+        return Poll(not left, f"{len(left)} left: {', '.join(left)}" if left else "none left")
 
-        return probe
-
-    ctx.wait(
-        f"the load balancers of {ctx.names.cluster} to be deleted", gone(load_balancers), timeout=ctx.timing.teardown
-    )
-    ctx.wait("the DNS records of MISP and the dashboard to be deleted", gone(dns_records), timeout=ctx.timing.teardown)
-    ctx.record("load balancers and DNS records", ctx.names.cluster, "deleted", "by their controllers")
+    ctx.wait(f"the load balancers of {ctx.names.cluster} to be deleted", gone, timeout=ctx.timing.teardown)
+    ctx.record("load balancers", ctx.names.cluster, "deleted", "by the AWS Load Balancer Controller")
+    remove_dns_records(ctx)
 
 
 def _names(ctx: Context, kinds: str, namespace: str) -> list[str]:
@@ -159,34 +205,50 @@ def scale_to_zero(ctx: Context) -> None:
 # 4: the data layer.
 
 
+# States in which RDS cannot take the final snapshot a deletion here always asks for (DeleteDBInstance:
+# failed, incompatible-restore and incompatible-network instances delete only with SkipFinalSnapshot).
+DATABASE_STUCK = frozenset(
+    {"failed", "incompatible-restore", "incompatible-network", "inaccessible-encryption-credentials"}
+)
+# A replication group whose creation failed holds no data, and ElastiCache cannot snapshot it.
+CACHE_EMPTY = frozenset({"create-failed"})
+
+
+def _await(ctx: Context, what: str, status: Callable[[], str], done: frozenset[str], timeout: float) -> str:
+    """Poll ``status`` until it is one of ``done``; the status reached."""
+
+    def probe() -> Poll[str]:
+        current = status()
+        return Poll(current in done, current, current)
+
+    return ctx.wait(what, probe, timeout=timeout, interval=ctx.timing.poll_slow) or ""
+
+
 def _delete_database(ctx: Context, stamp: float) -> str:
     rds = ctx.client("rds")
     identifier = ctx.names.db_instance
-    instance = database.find(rds, identifier)
-    if instance is None:
+
+    def status() -> str:
+        current = database.find(rds, identifier)
+        return str(current.get("DBInstanceStatus", "")) if current else "missing"
+
+    snapshot = ""
+    state = status()
+    if state not in ("deleting", "missing"):
+        settled = frozenset({"available", "stopped", "missing", *DATABASE_STUCK})
+        state = _await(
+            ctx, f"{database.KIND} {identifier} to settle before deletion", status, settled, ctx.timing.database
+        )
+        if state in DATABASE_STUCK:
+            raise BootstrapError(
+                f"{database.KIND} {identifier} is {state}: RDS cannot take its final snapshot. Its automated "
+                "backups are kept; restore from them or delete the instance yourself, then run --destroy again"
+            )
+    if state == "missing":
         ctx.record(database.KIND, identifier, "skipped", "not found")
         return ""
-    snapshot = ""
-    if instance.get("DBInstanceStatus") != "deleting":
-
-        def settled() -> Poll[dict[str, Any]]:
-            current = database.find(rds, identifier) or {}
-            status = current.get("DBInstanceStatus", "missing")
-            return Poll(status in ("available", "stopped", "missing"), status, current)
-
-        instance = (
-            ctx.wait(
-                f"{database.KIND} {identifier} to settle before deletion",
-                settled,
-                timeout=ctx.timing.database,
-                interval=ctx.timing.poll_slow,
-            )
-            or {}
-        )
-        if not instance:
-            ctx.record(database.KIND, identifier, "skipped", "not found")
-            return ""
-        if instance.get("DeletionProtection"):
+    if state != "deleting":
+        if (database.find(rds, identifier) or {}).get("DeletionProtection"):
             rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
         snapshot = final_snapshot_name(identifier, stamp)
         rds.delete_db_instance(
@@ -195,14 +257,7 @@ def _delete_database(ctx: Context, stamp: float) -> str:
             FinalDBSnapshotIdentifier=snapshot,
             DeleteAutomatedBackups=False,
         )
-
-    def gone() -> Poll[None]:
-        current = database.find(rds, identifier)
-        return Poll(current is None, current.get("DBInstanceStatus", "") if current else "deleted")
-
-    ctx.wait(
-        f"{database.KIND} {identifier} to be deleted", gone, timeout=ctx.timing.database, interval=ctx.timing.poll_slow
-    )
+    _await(ctx, f"{database.KIND} {identifier} to be deleted", status, frozenset({"missing"}), ctx.timing.database)
     detail = f"final snapshot {snapshot}; automated backups kept" if snapshot else "deletion was under way"
     ctx.record(database.KIND, identifier, "deleted", detail)
     return snapshot
@@ -211,54 +266,48 @@ def _delete_database(ctx: Context, stamp: float) -> str:
 def _delete_cache(ctx: Context, app: str, stamp: float) -> str:
     elasticache = ctx.client("elasticache")
     group_id = ctx.names.cache_group(app)
-    group = caches.find(elasticache, group_id)
-    if group is None:
+
+    def status() -> str:
+        current = caches.find(elasticache, group_id)
+        return str(current.get("Status", "")) if current else "missing"
+
+    snapshot = ""
+    state = status()
+    if state not in ("deleting", "missing"):
+        settled = frozenset({"available", "missing", *CACHE_EMPTY})
+        state = _await(ctx, f"{caches.KIND} {group_id} to settle before deletion", status, settled, ctx.timing.cache)
+    if state == "missing":
         ctx.record(caches.KIND, group_id, "skipped", "not found")
         return ""
-    snapshot = ""
-    if group.get("Status") != "deleting":
-
-        def settled() -> Poll[None]:
-            current = caches.find(elasticache, group_id)
-            status = current.get("Status", "") if current else "missing"
-            return Poll(status in ("available", "missing"), status)
-
-        ctx.wait(
-            f"{caches.KIND} {group_id} to settle before deletion",
-            settled,
-            timeout=ctx.timing.cache,
-            interval=ctx.timing.poll_slow,
-        )
+    if state in CACHE_EMPTY:
+        elasticache.delete_replication_group(ReplicationGroupId=group_id, RetainPrimaryCluster=False)
+    elif state != "deleting":
         snapshot = final_snapshot_name(group_id, stamp)
         elasticache.delete_replication_group(
             ReplicationGroupId=group_id, RetainPrimaryCluster=False, FinalSnapshotIdentifier=snapshot
         )
-
-    def gone() -> Poll[None]:
-        current = caches.find(elasticache, group_id)
-        return Poll(current is None, current.get("Status", "") if current else "deleted")
-
-    ctx.wait(f"{caches.KIND} {group_id} to be deleted", gone, timeout=ctx.timing.cache, interval=ctx.timing.poll_slow)
-    ctx.record(caches.KIND, group_id, "deleted", f"final snapshot {snapshot}" if snapshot else "deletion was under way")
+    _await(ctx, f"{caches.KIND} {group_id} to be deleted", status, frozenset({"missing"}), ctx.timing.cache)
+    if snapshot:
+        detail = f"final snapshot {snapshot}"
+    else:
+        detail = "its creation had failed: nothing to snapshot" if state in CACHE_EMPTY else "deletion was under way"
+    ctx.record(caches.KIND, group_id, "deleted", detail)
     return snapshot
 
 
-def _retry_in_use(
-    ctx: Context, what: str, delete: Callable[[], Any], missing: tuple[str, ...], busy: tuple[str, ...]
-) -> None:
+def _retry_in_use(ctx: Context, kind: str, name: str, delete: Callable[[], Any], missing: str, busy: str) -> None:
     def attempt() -> Poll[str]:
         try:
             delete()
         except ClientError as error:
-            if error_code(error) in missing:
+            if error_code(error) == missing:
                 return Poll(True, "not found", "skipped")
-            if error_code(error) in busy:
+            if error_code(error) == busy:
                 return Poll(False, "still in use")
             raise
         return Poll(True, "deleted", "deleted")
 
-    outcome = ctx.wait(f"{what} to be deleted", attempt, timeout=ctx.timing.teardown)
-    kind, _, name = what.rpartition(" ")
+    outcome = ctx.wait(f"{kind} {name} to be deleted", attempt, timeout=ctx.timing.teardown)
     ctx.record(kind, name, outcome or "deleted")
 
 
@@ -273,24 +322,27 @@ def delete_data_layer(ctx: Context) -> None:
     names = ctx.names
     _retry_in_use(
         ctx,
-        f"DB subnet group {names.db_subnet_group}",
+        database.SUBNET_GROUP_KIND,
+        names.db_subnet_group,
         lambda: rds.delete_db_subnet_group(DBSubnetGroupName=names.db_subnet_group),
-        ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"),
-        ("InvalidDBSubnetGroupStateFault",),
+        database.SUBNET_GROUP_MISSING,
+        "InvalidDBSubnetGroupStateFault",
     )
     _retry_in_use(
         ctx,
-        f"DB parameter group {names.db_parameter_group}",
+        db_parameters.KIND,
+        names.db_parameter_group,
         lambda: rds.delete_db_parameter_group(DBParameterGroupName=names.db_parameter_group),
-        ("DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"),
-        ("InvalidDBParameterGroupState",),
+        "DBParameterGroupNotFound",
+        "InvalidDBParameterGroupState",
     )
     _retry_in_use(
         ctx,
-        f"cache subnet group {names.cache_subnet_group}",
+        caches.SUBNET_GROUP_KIND,
+        names.cache_subnet_group,
         lambda: elasticache.delete_cache_subnet_group(CacheSubnetGroupName=names.cache_subnet_group),
-        ("CacheSubnetGroupNotFoundFault", "CacheSubnetGroupNotFound"),
-        ("CacheSubnetGroupInUse",),
+        caches.SUBNET_GROUP_MISSING,
+        "CacheSubnetGroupInUse",
     )
     for name in (names.db_security_group, names.cache_security_group):
         security_groups.delete(ctx, name)

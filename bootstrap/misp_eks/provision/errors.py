@@ -7,7 +7,9 @@ Exit codes: 1 for a failure in AWS or a tool, 2 for bad input or a missing tool 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -19,6 +21,8 @@ from botocore.exceptions import (
     TokenRetrievalError,
     WaiterError,
 )
+
+T = TypeVar("T")
 
 EXIT_FAILURE = 1
 EXIT_INPUT = 2
@@ -123,6 +127,16 @@ def is_quota(code: str) -> bool:
 
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def unless_missing(call: Callable[[], T], *missing: str) -> T | None:
+    """``call()``, or None when AWS answers with one of the ``missing`` error codes."""
+    try:
+        return call()
+    except ClientError as error:
+        if error_code(error) in missing:
+            return None
+        raise
 
 
 def _message(error: ClientError) -> str:

@@ -18,6 +18,8 @@ from misp_eks.provision.errors import InputError
 
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105 (the name of a variable)
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
+# The Flux release the cluster runs, whatever the operator's CLI is (flux bootstrap --version).
+FLUX_DISTRIBUTION = "v2.9.4"
 
 
 def build_cluster_vars(ctx: Context) -> ClusterVars:
@@ -92,6 +94,7 @@ def bootstrapped(ctx: Context) -> bool:
 def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
     gitops = ctx.settings.gitops
     path = f"--path={CLUSTERS_DIR}/{ctx.env.name}"
+    version = f"--version={FLUX_DISTRIBUTION}"
     if gitops.provider == "github":
         if not ctx.environ.get(GITHUB_TOKEN_ENV):
             raise InputError(
@@ -107,11 +110,12 @@ def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
             f"--repository={repository}",
             f"--branch={gitops.branch}",
             path,
+            version,
         ]
         if gitops.personal:
             command.append("--personal")
         return command
-    command = ["bootstrap", "git", f"--url={gitops.url}", f"--branch={gitops.branch}", path]
+    command = ["bootstrap", "git", f"--url={gitops.url}", f"--branch={gitops.branch}", path, version]
     if assume_yes:
         command.append("--silent")
     return command
@@ -120,11 +124,11 @@ def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
 def ensure(ctx: Context, *, assume_yes: bool) -> None:
     cluster.require_active(ctx)
     ensure_cluster_vars(ctx)
-    command = bootstrap_command(ctx, assume_yes=assume_yes)
     if bootstrapped(ctx):
         ctx.record(
             "Flux", ctx.names.cluster, "exists", "flux-system Kustomization present (run flux bootstrap to upgrade)"
         )
         return
+    command = bootstrap_command(ctx, assume_yes=assume_yes)
     kube.flux(ctx, command, interactive=ctx.settings.gitops.provider == "git" and not assume_yes)
     ctx.record("Flux", ctx.names.cluster, "created", f"{ctx.settings.gitops.url} {CLUSTERS_DIR}/{ctx.env.name}")

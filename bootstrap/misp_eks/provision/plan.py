@@ -33,7 +33,7 @@ from misp_eks.provision import (
     verify,
 )
 from misp_eks.provision.aws.session import Aws
-from misp_eks.provision.errors import BootstrapError, describe_aws_error, error_code
+from misp_eks.provision.errors import BootstrapError, describe_aws_error, unless_missing
 from misp_eks.provision.names import Names
 from misp_eks.provision.phases import Phase
 from misp_eks.provision.tools import ALL_TOOLS, Tools, format_version
@@ -64,16 +64,7 @@ class _Item:
 
 
 def _exists(call: Callable[[], Any], *missing: str) -> Callable[[], bool]:
-    def probe() -> bool:
-        try:
-            call()
-        except ClientError as error:
-            if error_code(error) in missing:
-                return False
-            raise
-        return True
-
-    return probe
+    return lambda: unless_missing(call, *missing) is not None
 
 
 def _tool_row(tools: Tools, spec: Any) -> PlanRow:
@@ -173,10 +164,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             names.db_subnet_group,
             "the cluster's private subnets",
             needs_cluster=True,
-            probe=_exists(
-                lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=names.db_subnet_group),
-                "DBSubnetGroupNotFoundFault",
-            ),
+            probe=lambda: database.find_subnet_group(rds, names.db_subnet_group) is not None,
         ),
         _Item(
             Phase.DATA,
@@ -195,17 +183,14 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             names.cache_subnet_group,
             "the cluster's private subnets",
             needs_cluster=True,
-            probe=_exists(
-                lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=names.cache_subnet_group),
-                "CacheSubnetGroupNotFoundFault",
-            ),
+            probe=lambda: caches.find_subnet_group(ec, names.cache_subnet_group) is not None,
         ),
         _Item(
             Phase.DATA,
             alarms.TOPIC_KIND,
             names.alarm_topic,
             f"e-mail to {settings.alarm_email}",
-            probe=_exists(lambda: sns.get_topic_attributes(TopicArn=names.alarm_topic_arn), "NotFound"),
+            probe=lambda: alarms.topic_exists(sns, names.alarm_topic_arn),
         ),
         _Item(
             Phase.DATA,
@@ -266,11 +251,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             alarms.EVENTS_KIND,
             names.db_event_subscription,
             ", ".join(alarms.RDS_EVENT_CATEGORIES),
-            probe=_exists(
-                lambda: rds.describe_event_subscriptions(SubscriptionName=names.db_event_subscription),
-                "SubscriptionNotFound",
-                "SubscriptionNotFoundFault",
-            ),
+            probe=lambda: alarms.find_event_subscription(rds, names.db_event_subscription) is not None,
         ),
         _Item(
             Phase.DATA,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from misp_eks.environment import REQUIRED_ZONES
-from misp_eks.provision import gitops, hosted_zone
+from misp_eks.provision import cluster, gitops, hosted_zone
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import InputError
 from misp_eks.provision.tools import ALL_TOOLS, format_version
@@ -52,7 +52,14 @@ def run(ctx: Context, phases: Iterable[str]) -> None:
     check_zones(ctx)
     zone = hosted_zone.require(ctx)
     ctx.record("Route53 hosted zone", zone.name, "exists", zone.id)
-    if "gitops" in phases and ctx.settings.gitops.provider == "github" and not ctx.environ.get(gitops.GITHUB_TOKEN_ENV):
+    # A new cluster will need flux bootstrap github: say so now, not after an hour of cluster creation.
+    # An existing one may be bootstrapped already; the gitops phase asks for the token only if not.
+    if (
+        "gitops" in phases
+        and ctx.settings.gitops.provider == "github"
+        and not ctx.environ.get(gitops.GITHUB_TOKEN_ENV)
+        and cluster.describe(ctx.client("eks"), ctx.names.cluster) is None
+    ):
         raise InputError(
             f"{gitops.GITHUB_TOKEN_ENV} is not set: the gitops phase runs flux bootstrap github; export a token "
             f"that may write to {ctx.settings.gitops.url} (never put it in a file)"

@@ -59,7 +59,6 @@ def _misp_app(ctx: Context) -> dict[str, str]:
         "ADMIN_ORG": misp.org,
         "ADMIN_ORG_UUID": credentials.new_uuid(),
         "ADMIN_PASSWORD": credentials.admin_password(),
-        "ADMIN_KEY": credentials.misp_auth_key(),
         "MISP_EMAIL": misp.sender,
         "ENCRYPTION_KEY": credentials.encryption_key(),
         "SALT": credentials.salt(),

@@ -76,7 +76,9 @@ def ensure(ctx: Context, network: ClusterNetwork, firewall: Firewall) -> str:
             VpcId=network.vpc_id,
             TagSpecifications=tagging.ec2_specification("security-group", ctx.tags, firewall.name),
         )["GroupId"]
-        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        # What EC2 gives a new group: no ingress, all egress (not read back: EC2 is eventually consistent).
+        all_egress = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        group = {"GroupId": group_id, "IpPermissions": [], "IpPermissionsEgress": [all_egress]}
         action = "created"
     group_id = group["GroupId"]
     wanted = _rules([desired_ingress(firewall, network)])

@@ -50,14 +50,15 @@ class ToolSpec:
     parse: Callable[[str], Version | None] = parse_version
 
 
-# Minimum versions. eksctl 0.231.0 is the release this project's cluster.yaml was checked against
-# (schema fields such as addonsConfig and podIdentityAssociations, Kubernetes 1.35); flux 2.7.0
-# for HelmRelease spec.install.strategy used by the manifests; kubectl within one minor version
+# Minimum versions. eksctl 0.222.0 is the first release that knows Kubernetes 1.35
+# (pkg/apis/eksctl.io/v1alpha5 Version1_35), and cluster.yaml validates against its schema; flux 2.9.0,
+# the minor of the Flux release the bootstrap installs (gitops.FLUX_DISTRIBUTION), which serves
+# HelmRelease spec.install.strategy (helm-controller 1.4, Flux 2.7) the manifests use; kubectl within one minor version
 # of the cluster (1.35) per the Kubernetes version-skew policy; GnuPG 2.2 for --pinentry-mode loopback.
 EKSCTL = ToolSpec(
-    "eksctl", (0, 231, 0), ("version",), "https://eksctl.io/installation/", "creates and deletes the cluster"
+    "eksctl", (0, 222, 0), ("version",), "https://eksctl.io/installation/", "creates and deletes the cluster"
 )
-FLUX = ToolSpec("flux", (2, 7, 0), ("version", "--client"), "https://fluxcd.io/flux/installation/", "bootstraps GitOps")
+FLUX = ToolSpec("flux", (2, 9, 0), ("version", "--client"), "https://fluxcd.io/flux/installation/", "bootstraps GitOps")
 KUBECTL = ToolSpec(
     "kubectl",
     (1, 34, 0),

@@ -22,6 +22,8 @@ _DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 class BuildResult:
     tree: Tree
     problems: list[Problem] = field(default_factory=list)
+    variables_used: set[str] = field(default_factory=set)
+    """Every ${name} substituted, with or without a default."""
 
 
 def _origin(obj: dict[str, Any], wrapper_dir: Path, root: Path, fallback: str) -> str:
@@ -48,15 +50,23 @@ def _clean_message(message: str, root: Path, scratch: Path) -> tuple[str | None,
 
     kustomize nests every error in the accumulation that led to it; the last link is the useful one.
     """
-    for prefix in (str(scratch) + os.sep, str(root) + os.sep):
+    for prefix in (str(scratch) + os.sep, str(root) + os.sep, os.path.relpath(root, scratch) + os.sep):
         message = message.replace(prefix, "")
+    # A resource that fails as a file is retried as a directory; the file's error is the one that matters.
+    as_file = re.search(r"accumulation err='(.*)': must build at directory: ", message)
+    if as_file:
+        message = as_file.group(1)
     directories = re.findall(r"recursed accumulation of path '([^']+)'", message)
-    files = list(re.finditer(r"accumulating resources from '([^']+)': ", message))
-    if not files:
+    links = list(
+        re.finditer(r"(recursed accumulation of path|(?:accumulating|merging) resources from) '([^']+)': ", message)
+    )
+    if not links:
         return None, message
-    last = files[-1]
+    last = links[-1]
     detail = re.sub(r" in File: \S+$", "", message[last.end() :])
-    name = last.group(1)
+    name = last.group(2)
+    if last.group(1).startswith("recursed"):
+        return None, detail
     if directories and not name.startswith(("/", "..")) and (root / directories[-1] / name).is_file():
         return f"{directories[-1]}/{name}", detail
     return None, f"{name}: {detail}"
@@ -92,10 +102,9 @@ def build_tree(
             output = kustomize.build(scratch, label)
         except UserError as error:
             source, detail = _clean_message(error.problem.message, root, scratch)
-            where = source or error.problem.where
-            return BuildResult(
-                tree, [Problem(where, f"{label} does not build: {detail.removeprefix('does not build: ')}")]
-            )
+            if source is None:
+                return BuildResult(tree, [Problem(label, f"does not build: {detail}")])
+            return BuildResult(tree, [Problem(source, f"{label} does not build: {detail}")])
         return _substitute(output, scratch, root, directory, variables, label, tree)
 
 
@@ -124,6 +133,7 @@ def _substitute(
             # Flux runs substitution only when the Kustomization has variables to substitute.
             if variables and not envsubst.is_disabled(obj):
                 substituted = envsubst.substitute(text, variables)
+                result.variables_used |= substituted.used
                 origin = _origin(dict(obj), scratch, root, directory)
                 ref = Resource(obj, origin).ref
                 for name in sorted(set(substituted.undefined)):

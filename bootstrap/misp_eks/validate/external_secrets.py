@@ -10,29 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
-Duration = Annotated[str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+from misp_eks.models import DURATION_PATTERN, NonEmpty, StrictModel
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 
 
-class ObjectMeta(_Strict):
+class ObjectMeta(StrictModel):
     name: NonEmpty
     namespace: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 
 
-class StoreRef(_Strict):
+class StoreRef(StrictModel):
     name: NonEmpty
     kind: Literal["SecretStore", "ClusterSecretStore"] = "SecretStore"
 
 
-class RemoteRef(_Strict):
+class RemoteRef(StrictModel):
     key: NonEmpty
     property: str | None = None
     version: str | None = None
@@ -40,12 +37,12 @@ class RemoteRef(_Strict):
     decodingStrategy: Literal["Auto", "Base64", "Base64URL", "None"] | None = None
 
 
-class Data(_Strict):
+class Data(StrictModel):
     secretKey: NonEmpty
     remoteRef: RemoteRef
 
 
-class Extract(_Strict):
+class Extract(StrictModel):
     key: NonEmpty
     property: str | None = None
     version: str | None = None
@@ -53,16 +50,16 @@ class Extract(_Strict):
     decodingStrategy: Literal["Auto", "Base64", "Base64URL", "None"] | None = None
 
 
-class DataFrom(_Strict):
+class DataFrom(StrictModel):
     extract: Extract
 
 
-class TemplateMetadata(_Strict):
+class TemplateMetadata(StrictModel):
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 
 
-class Template(_Strict):
+class Template(StrictModel):
     type: str | None = None
     engineVersion: Literal["v2"] | None = None
     mergePolicy: Literal["Replace", "Merge"] | None = None
@@ -70,7 +67,7 @@ class Template(_Strict):
     data: dict[str, str] | None = None
 
 
-class Target(_Strict):
+class Target(StrictModel):
     name: str | None = None
     creationPolicy: Literal["Owner", "Orphan", "Merge", "None", "CreateOrMerge"] | None = None
     deletionPolicy: Literal["Delete", "Merge", "Retain"] | None = None
@@ -78,7 +75,7 @@ class Target(_Strict):
     template: Template | None = None
 
 
-class ExternalSecretSpec(_Strict):
+class ExternalSecretSpec(StrictModel):
     secretStoreRef: StoreRef
     refreshInterval: Duration | None = None
     refreshPolicy: Literal["CreatedOnce", "Periodic", "OnChange"] | None = None
@@ -87,17 +84,14 @@ class ExternalSecretSpec(_Strict):
     dataFrom: list[DataFrom] | None = None
 
 
-class ExternalSecret(_Strict):
+class ExternalSecret(StrictModel):
     apiVersion: Literal["external-secrets.io/v1"]
     kind: Literal["ExternalSecret"]
     metadata: ObjectMeta
     spec: ExternalSecretSpec
 
-    def target_name(self) -> str:
-        return (self.spec.target.name if self.spec.target else None) or self.metadata.name
 
-
-class AwsProvider(_Strict):
+class AwsProvider(StrictModel):
     service: Literal["SecretsManager", "ParameterStore", "CertificateManager"]
     region: NonEmpty
     role: str | None = None
@@ -105,28 +99,28 @@ class AwsProvider(_Strict):
     # No ``auth``: the controller's own credentials (EKS Pod Identity) are used; see infrastructure/configs.
 
 
-class Provider(_Strict):
+class Provider(StrictModel):
     aws: AwsProvider
 
 
-class LabelSelector(_Strict):
+class LabelSelector(StrictModel):
     matchLabels: dict[str, str] | None = None
     matchExpressions: list[dict[str, Any]] | None = None
 
 
-class Condition(_Strict):
+class Condition(StrictModel):
     namespaceSelector: LabelSelector | None = None
     namespaces: list[str] | None = None
     namespaceRegexes: list[str] | None = None
 
 
-class SecretStoreSpec(_Strict):
+class SecretStoreSpec(StrictModel):
     provider: Provider
     conditions: list[Condition] | None = None
     refreshInterval: int | Duration | None = None
 
 
-class ClusterSecretStore(_Strict):
+class ClusterSecretStore(StrictModel):
     apiVersion: Literal["external-secrets.io/v1"]
     kind: Literal["ClusterSecretStore"]
     metadata: ObjectMeta

@@ -13,6 +13,7 @@ from misp_eks.validate.resources import (
     containers,
     pod_labels,
     pod_spec,
+    pod_spec_path,
     pod_template,
     selector_matches,
 )
@@ -52,7 +53,7 @@ def check_namespaces(tree: Tree) -> Iterator[Problem]:
 def check_services(tree: Tree) -> Iterator[Problem]:
     for service in tree.of_kind("Service"):
         selector = service.spec.get("selector")
-        if not selector:
+        if not selector or not isinstance(selector, dict):
             continue
         matching = [w for w in _workloads(tree, service.namespace) if selector_matches(selector, pod_labels(w))]
         if not matching:
@@ -118,34 +119,48 @@ def check_targets(tree: Tree) -> Iterator[Problem]:
             selector = resource.spec.get(field.split(".")[1])
             if selector == {} or (kind == "NetworkPolicy" and not selector):
                 continue  # an empty selector selects every pod of the namespace
+            if selector is not None and not isinstance(selector, dict):
+                continue  # the schema check reports it
             if not any(selector_matches(selector, pod_labels(w)) for w in _workloads(tree, resource.namespace)):
                 yield _problem(resource, field, f"selects no pod in namespace {resource.namespace}")
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` if it is a mapping, else empty: a malformed field is the schema check's to report."""
+    return value if isinstance(value, dict) else {}
+
+
+def _external_secret(tree: Tree, name: str, namespace: str) -> Resource | None:
+    """The ExternalSecret that produces Secret ``name`` (its target name, by default its own)."""
+    for external in tree.of_kind("ExternalSecret"):
+        if (
+            external.namespace == namespace
+            and (_mapping(external.spec.get("target")).get("name") or external.name) == name
+        ):
+            return external
+    return None
 
 
 def _secret_keys(tree: Tree, name: str, namespace: str) -> set[str] | None:
     """Keys of a Secret defined in the tree or produced by an ExternalSecret; None if unknown or absent."""
     secret = tree.get("Secret", name, namespace)
     if secret is not None:
-        return {*(secret.obj.get("data") or {}), *(secret.obj.get("stringData") or {})}
-    for external in tree.of_kind("ExternalSecret"):
-        target = external.spec.get("target") or {}
-        if external.namespace == namespace and (target.get("name") or external.name) == name:
-            if external.spec.get("dataFrom"):
-                return None  # keys come from the remote secret: unknowable offline
-            template = target.get("template") or {}
-            if template.get("data"):
-                return set(template["data"])
-            return {item.get("secretKey") for item in external.spec.get("data") or []}
-    return set()
+        return {*_mapping(secret.obj.get("data")), *_mapping(secret.obj.get("stringData"))}
+    external = _external_secret(tree, name, namespace)
+    if external is None:
+        return set()
+    if external.spec.get("dataFrom"):
+        return None  # keys come from the remote secret: unknowable offline
+    template = _mapping(_mapping(external.spec.get("target")).get("template"))
+    if template.get("data"):
+        return set(_mapping(template["data"]))
+    return {item.get("secretKey") for _, item in _mappings(external.spec.get("data"))}
 
 
 def _exists(tree: Tree, kind: str, name: str, namespace: str) -> bool:
-    if kind == "Secret":
-        return tree.get("Secret", name, namespace) is not None or any(
-            e.namespace == namespace and ((e.spec.get("target") or {}).get("name") or e.name) == name
-            for e in tree.of_kind("ExternalSecret")
-        )
-    return tree.get(kind, name, namespace) is not None
+    if tree.get(kind, name, namespace) is not None:
+        return True
+    return kind == "Secret" and _external_secret(tree, name, namespace) is not None
 
 
 def _mappings(value: object) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -158,7 +173,7 @@ def _mappings(value: object) -> Iterator[tuple[int, dict[str, Any]]]:
 def _pod_references(workload: Resource) -> Iterator[tuple[str, str, str, str | None, bool]]:
     """(field, kind, name, key, optional) for every ConfigMap, Secret and ServiceAccount a pod uses."""
     spec = pod_spec(workload)
-    base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
+    base = pod_spec_path(workload)
     if spec.get("serviceAccountName"):
         yield f"{base}.serviceAccountName", "ServiceAccount", spec["serviceAccountName"], None, False
     for i, secret in _mappings(spec.get("imagePullSecrets")):
@@ -216,7 +231,7 @@ def check_volume_mounts(tree: Tree) -> Iterator[Problem]:
         if pod_template(workload) is None:
             continue
         spec = pod_spec(workload)
-        base = "spec.jobTemplate.spec.template.spec" if workload.kind == "CronJob" else "spec.template.spec"
+        base = pod_spec_path(workload)
         volumes = {v.get("name") for _, v in _mappings(spec.get("volumes"))}
         for group in ("initContainers", "containers"):
             for c, container in _mappings(spec.get(group)):
@@ -224,6 +239,24 @@ def check_volume_mounts(tree: Tree) -> Iterator[Problem]:
                     if mount.get("name") not in volumes:
                         yield _problem(
                             workload, f"{base}.{group}[{c}].volumeMounts[{m}].name", f"no volume {mount.get('name')}"
+                        )
+
+
+def check_probe_ports(tree: Tree) -> Iterator[Problem]:
+    """A probe's named port is looked up in its own container's ports only (kubelet findPortByName)."""
+    for workload in tree:
+        if pod_template(workload) is None:
+            continue
+        for c, container in _mappings(pod_spec(workload).get("containers")):
+            names = {port.get("name") for _, port in _mappings(container.get("ports"))}
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                for handler in ("httpGet", "tcpSocket"):
+                    port = _mapping(_mapping(container.get(probe)).get(handler)).get("port")
+                    if isinstance(port, str) and port not in names:
+                        yield _problem(
+                            workload,
+                            f"{pod_spec_path(workload)}.containers[{c}].{probe}.{handler}.port",
+                            f"container {container.get('name')} has no port named {port}",
                         )
 
 
@@ -263,5 +296,6 @@ def check_tree(tree: Tree, context: list[Tree] | None = None) -> list[Problem]:
         *check_ingresses(tree),
         *check_targets(tree),
         *check_volume_mounts(tree),
+        *check_probe_ports(tree),
         *check_pod_references(tree, lookup),
     ]

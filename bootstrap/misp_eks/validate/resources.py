@@ -126,6 +126,11 @@ def pod_template(resource: Resource) -> dict[str, Any] | None:
     return template if isinstance(template, dict) else None
 
 
+def pod_spec_path(resource: Resource) -> str:
+    """Where a workload's pod spec is, for naming its fields in problems."""
+    return "spec.jobTemplate.spec.template.spec" if resource.kind == "CronJob" else "spec.template.spec"
+
+
 def pod_spec(resource: Resource) -> dict[str, Any]:
     template = pod_template(resource) or {}
     return template.get("spec") or {}
@@ -133,7 +138,9 @@ def pod_spec(resource: Resource) -> dict[str, Any]:
 
 def pod_labels(resource: Resource) -> dict[str, str]:
     template = pod_template(resource) or {}
-    return (template.get("metadata") or {}).get("labels") or {}
+    metadata = template.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    return labels if isinstance(labels, dict) else {}
 
 
 def containers(resource: Resource, include_init: bool = True) -> Iterable[dict[str, Any]]:

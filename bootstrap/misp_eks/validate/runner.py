@@ -12,6 +12,7 @@ from pathlib import Path
 
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, environment_names, load_environment
+from misp_eks.envsubst import invalid_names
 from misp_eks.problems import Problem, UserError
 from misp_eks.validate import graph, references
 from misp_eks.validate.build import build_tree
@@ -28,6 +29,8 @@ from misp_eks.validate.flux import (
 from misp_eks.validate.resources import Resource, Tree
 from misp_eks.validate.schemas import KubernetesSchemas, custom_errors, flux_validators, is_builtin_group
 
+INVALID_NAME = "variable name {} is invalid: Flux accepts letters, digits and _ only, not first a digit"
+
 
 @dataclass
 class TreeReport:
@@ -39,6 +42,9 @@ class TreeReport:
     problems: list[Problem]
     seconds: float
     via: str = ""
+    valid: list[Resource] = field(default_factory=list)
+    """The objects the schemas accepted: only their shape is known, so only they are followed."""
+    variables_used: set[str] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -126,6 +132,9 @@ def _variables(item: FluxKustomization, known: list[Resource]) -> tuple[dict[str
                 except (ValueError, UnicodeDecodeError):
                     problems.append(Problem(found.origin, "data is not valid base64 text", obj=found.ref, field="data"))
                     continue
+                data.update(found.obj.get("stringData") or {})  # the API server merges stringData into data
+            for name in invalid_names(data):
+                problems.append(Problem(found.origin, INVALID_NAME.format(name), obj=found.ref, field=f"data.{name}"))
             variables.update({k: str(v) for k, v in data.items()})
         elif not source.optional:
             problems.append(
@@ -137,6 +146,10 @@ def _variables(item: FluxKustomization, known: list[Resource]) -> tuple[dict[str
                     field=f"spec.postBuild.substituteFrom[{index}]",
                 )
             )
+    for name in invalid_names(item.inline_vars):
+        problems.append(
+            Problem(item.origin, INVALID_NAME.format(name), obj=item.ref, field=f"spec.postBuild.substitute.{name}")
+        )
     variables.update(item.inline_vars)
     return variables, problems
 
@@ -147,6 +160,7 @@ class _Validator:
         self.report = Report(root=root)
         self.pool = ThreadPoolExecutor(max_workers=workers)
         self.schemas: dict[str, KubernetesSchemas] = {}
+        self.all_environments_loaded = True
 
     def kube(self, version: str) -> KubernetesSchemas:
         if version not in self.schemas:
@@ -168,9 +182,14 @@ class _Validator:
         result = build_tree(self.root, path, extras, variables, label)
         problems = [*pre_problems, *result.problems]
         kube = self.kube(env.kubernetes_version)
+        valid = []
         for resource in result.tree:
-            problems.extend(_schema_problems(resource, kube))
-        return TreeReport(env.name, path, item, result.tree, problems, time.perf_counter() - started, via)
+            found = _schema_problems(resource, kube)
+            problems.extend(found)
+            if not found:
+                valid.append(resource)
+        seconds = time.perf_counter() - started
+        return TreeReport(env.name, path, item, result.tree, problems, seconds, via, valid, result.variables_used)
 
     def run(self) -> Report:
         started = time.perf_counter()
@@ -182,12 +201,14 @@ class _Validator:
                 env = load_environment(self.root, name)
             except UserError as error:
                 self.report.problems.append(error.problem)
+                self.all_environments_loaded = False
                 continue
             try:
                 self.kube(env.kubernetes_version)
             except ValueError as error:
                 where = f"{CLUSTERS_DIR}/{name}/{CLUSTER_FILE}"
                 self.report.problems.append(Problem(where, str(error), obj="ClusterConfig", field="metadata.version"))
+                self.all_environments_loaded = False
                 continue
             self.report.environments[name] = env
         warm.result()
@@ -207,7 +228,7 @@ class _Validator:
         """
         pending: dict[Future[TreeReport], Environment] = {}
         deferred: list[tuple[Environment, FluxKustomization]] = []
-        seen: set[tuple[str, str, str]] = set()
+        seen: dict[tuple[str, str, str], set[str]] = {}
 
         def start(env: Environment, item: FluxKustomization) -> None:
             known = [r for t in self.report.trees if t.env == env.name for r in t.tree]
@@ -216,10 +237,14 @@ class _Validator:
 
         def submit(env: Environment, item: FluxKustomization) -> None:
             key = (env.name, item.namespace, item.name)
-            if key in seen:
+            origins = seen.setdefault(key, set())
+            if item.origin in origins:
                 return
-            seen.add(key)
+            first = not origins
+            origins.add(item.origin)
             self.report.kustomizations.setdefault(env.name, []).append(item)
+            if not first:
+                return  # the graph check reports the second definition
             if not (self.root / item.path).is_dir():
                 return  # reported by the graph check
             if any(not is_cluster_vars(source, item.namespace) for source in item.var_sources):
@@ -238,8 +263,8 @@ class _Validator:
                 env = pending.pop(future)
                 tree_report = future.result()
                 self.report.trees.append(tree_report)
-                for resource in tree_report.tree.of_kind("Kustomization"):
-                    if resource.api_version == KUSTOMIZATION_API:
+                for resource in tree_report.valid:
+                    if resource.kind == "Kustomization" and resource.api_version == KUSTOMIZATION_API:
                         submit(env, from_resource(env.name, resource))
 
     def _bases(self, layout: Layout) -> None:
@@ -255,9 +280,10 @@ class _Validator:
                 if directory in layout.closure(item.path)
             ]
             if not providers:
-                self.report.problems.append(
-                    Problem(directory, "no Flux Kustomization applies or includes this kustomization")
-                )
+                if self.all_environments_loaded:  # otherwise the environment that failed may be what applies it
+                    self.report.problems.append(
+                        Problem(directory, "no Flux Kustomization applies or includes this kustomization")
+                    )
                 continue
             done: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
             for env, item in providers:
@@ -285,7 +311,7 @@ class _Validator:
             resources = [r for t in self.report.trees if t.env == env_name and t.kustomization for r in t.tree]
             sources = [r for r in resources if r.kind in graph.SOURCE_KINDS] + [bootstrap_source(env_name)]
             self.report.problems.extend(graph.check_kustomizations(self.root, items, sources))
-            releases = [r for r in resources if r.kind == "HelmRelease"]
+            releases = [r for t in self.report.applied_trees(env_name) for r in t.valid if r.kind == "HelmRelease"]
             self.report.problems.extend(graph.check_helmreleases(releases, sources))
 
 

@@ -30,6 +30,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 from referencing import Registry, Resource
 
+from misp_eks.models import DURATION_PATTERN, field_errors
 from misp_eks.problems import field_path
 from misp_eks.validate import external_secrets
 
@@ -50,7 +51,7 @@ _HELMRELEASE_STRATEGY = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "enum": ["RemediateOnFailure", "RetryOnFailure"]},
-        "retryInterval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"},
+        "retryInterval": {"type": "string", "pattern": DURATION_PATTERN},
     },
     "required": ["name"],
     "additionalProperties": False,
@@ -94,17 +95,11 @@ class KubernetesSchemas:
 
     def __init__(self, version: str) -> None:
         root = importlib_resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
-        wanted = tuple(int(part) for part in version.split(".")[:2])
-        available = []
-        for entry in root.iterdir():
-            match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", entry.name)
-            if match and (int(match.group(1)), int(match.group(2))) <= wanted:
-                available.append(((int(match.group(1)), int(match.group(2))), entry))
-        if not available:
+        pattern = re.compile(rf"v{re.escape(version)}\.(\d+)-local-strict")
+        patches = {int(m.group(1)): entry for entry in root.iterdir() if (m := pattern.fullmatch(entry.name))}
+        if not patches:
             raise ValueError(f"kubernetes-validate has no schemas for Kubernetes {version}")
-        best_version, self._dir = max(available, key=lambda item: item[0])
-        if best_version != wanted:
-            raise ValueError(f"kubernetes-validate has no schemas for Kubernetes {version}")
+        self._dir = patches[max(patches)]
         self.version = version
         definitions = json.loads(self._dir.joinpath("_definitions.json").read_text())
         self._registry: Registry = Resource.from_contents(definitions) @ Registry()
@@ -227,13 +222,7 @@ def _model_validator(model: type[BaseModel]) -> Callable[[dict[str, Any]], list[
         try:
             model.model_validate(obj)
         except ValidationError as error:
-            return [
-                SchemaError(
-                    field_path(item["loc"]),
-                    "unknown field" if item["type"] == "extra_forbidden" else item["msg"],
-                )
-                for item in error.errors()
-            ]
+            return [SchemaError(location, message) for location, message in field_errors(error)]
         return []
 
     return validate

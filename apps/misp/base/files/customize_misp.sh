@@ -27,7 +27,12 @@ pool="${pools[0]}"
 } > "$pool/zz-misp-eks.conf"
 
 # ZeroMQ for MISP Dashboard: every replica queues its notifications in Redis; exactly one publisher,
-# in the workers pod, sends them out on port 50000 (MISP app/Lib/Tools/PubSubTool.php).
+# in the workers pod, sends them out on port 50000. It runs under supervisord there
+# (prepare-pod.sh), so no MISP process may start one of its own: Plugin.ZeroMQ_supervisor_managed
+# (MISP app/Lib/Tools/PubSubTool.php, setupPubServer). setSetting does not know that key, so the
+# image's own config tool writes it into this pod's config.php (each pod has its own app/Config).
+sudo -u www-data php /var/www/MISP/tests/modify_config.php modify \
+  '{"Plugin": {"ZeroMQ_supervisor_managed": true}}' > /dev/null
 for topic in event object object_reference attribute tag sighting user organisation audit; do
   setting "Plugin.ZeroMQ_${topic}_notifications_enable" true
 done
@@ -35,23 +40,13 @@ setting Plugin.ZeroMQ_port 50000
 
 case "${MISP_EKS_ROLE:?}" in
   web)
-    # Never start a publisher here. PubSubTool starts one in whichever process publishes first unless
-    # Plugin.ZeroMQ_supervisor_managed is true; setSetting does not know that key, so it goes into
-    # this pod's own config.php (each pod has its own app/Config).
-    sudo -u www-data php -r '
-      $file = "/var/www/MISP/app/Config/config.php";
-      include $file;
-      $config["Plugin"]["ZeroMQ_supervisor_managed"] = true;
-      file_put_contents($file, "<?php\n\$config = " . var_export($config, true) . ";", LOCK_EX);'
     setting Plugin.ZeroMQ_host 127.0.0.1
     setting Plugin.ZeroMQ_enable true
     ;;
   workers)
     setting Plugin.ZeroMQ_host 0.0.0.0
-    setting Plugin.ZeroMQ_enable true # also writes the publisher's settings file
-    # Start the publisher now rather than at the first event; MISP restarts it here if it dies.
-    sudo -u www-data bash -c \
-      'nohup python3 /var/www/MISP/app/files/scripts/mispzmq/mispzmq.py >> /var/www/MISP/app/tmp/logs/mispzmq.log 2>&1 &'
+    setting Plugin.ZeroMQ_enable true # also writes the publisher's settings file (mispzmq_settings.json)
+    supervisorctl start mispzmq # supervisord restarts it should it die
     ;;
   *)
     echo "customize_misp: unknown MISP_EKS_ROLE '$MISP_EKS_ROLE'" >&2

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Init container of every MISP pod (misp-core image, as root). Prepares two volumes that
 # misp-core's Kubernetes entrypoint (/kubernetes/entrypoint_fpm.sh) then uses:
-#   /prepared/supervisor  the image's /etc/supervisor/conf.d with this pod's role applied;
+#   /prepared/supervisor  the image's /etc/supervisor/conf.d with this pod's role applied, copied
+#                         into the container's own conf.d at each of its starts (core-pod.yaml);
 #   /prepared/gnupg       MISP's one GPG key, imported from the misp-gpg Secret, so that
 #                         configure_misp.sh finds trustdb.gpg and generates no key of its own.
 # Usage: prepare-pod.sh web|workers
@@ -27,6 +28,20 @@ case "$role" in
       { echo "prepare-pod: unexpected upstream supervisor configuration; review this script" >&2; exit 1; }
     sed 's/^port=127\.0\.0\.1:9001$/port=0.0.0.0:9001/' "$upstream/10-supervisor.conf.kubernetes" \
       > "$prepared/supervisor/10-supervisor.conf.kubernetes"
+    # MISP's one ZeroMQ publisher, for MISP Dashboard. customize_misp.sh starts it once MISP has
+    # written its settings file (mispzmq.py exits without one); supervisord restarts it if it dies.
+    cat > "$prepared/supervisor/60-mispzmq.conf" <<'CONF'
+[program:mispzmq]
+directory=/var/www/MISP
+command=python3 /var/www/MISP/app/files/scripts/mispzmq/mispzmq.py
+user=www-data
+autostart=false
+autorestart=true
+stdout_logfile=/dev/stdout
+stdout_logfile_maxbytes=0
+stderr_logfile=/dev/stderr
+stderr_logfile_maxbytes=0
+CONF
     ;;
   *)
     echo "prepare-pod: unknown role '$role' (expected web or workers)" >&2

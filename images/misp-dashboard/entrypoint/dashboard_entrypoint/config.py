@@ -160,6 +160,14 @@ def render_config(settings: Settings) -> str:
     return "".join(lines)
 
 
+# What upstream's code and images allow (MISP/misp-dashboard at the pinned commit).
+REQUIREMENT_LEVELS = 14
+ORG_RANK_ICONS = 16
+MONTHLY_RANK_ICONS = 16
+BADGE_ICONS = 5
+TROPHY_ICONS = 12
+
+
 def _json(path: Path, section: str, key: str, value: str, kind: str) -> object:
     try:
         parsed = json.loads(value)
@@ -181,6 +189,12 @@ def _check_ranking_semantics(path: Path, values: dict[str, dict[str, str]]) -> N
         max_level = int(values["rankTitle"]["maxlevel"])
     except (KeyError, ValueError):
         raise ConfigError(f"{path}: [rankTitle] maxLevel must be an integer") from None
+    # updateOrgContributionRank reads rank requirements 1 to 14 for every contribution
+    # (helpers/contributor_helper.py); the organisation rank icons go up to 16 (static/pics/rankingMISPOrg).
+    if not REQUIREMENT_LEVELS <= max_level <= ORG_RANK_ICONS:
+        raise ConfigError(
+            f"{path}: [rankTitle] maxLevel must be from {REQUIREMENT_LEVELS} to {ORG_RANK_ICONS}, not {max_level}"
+        )
     for section in ("rankTitle", "rankRequirementsPnts", "rankRequirementsText"):
         missing = [str(n) for n in range(1, max_level + 1) if str(n) not in values[section]]
         if missing:
@@ -188,18 +202,22 @@ def _check_ranking_semantics(path: Path, values: dict[str, dict[str, str]]) -> N
     for key, value in values["rankRequirementsPnts"].items():
         if not value.strip().isdigit():
             raise ConfigError(f"{path}: [rankRequirementsPnts] {key} must be an integer, not {value!r}")
-    numbered("HonorBadge", 1)
+    if len(numbered("HonorBadge", 1)) > BADGE_ICONS:
+        raise ConfigError(f"{path}: [HonorBadge] at most {BADGE_ICONS} badges (static/pics/MISPHonorableIcons)")
     trophies = numbered("HonorTrophy", 0)
+    if trophies[-1] > TROPHY_ICONS:
+        raise ConfigError(f"{path}: [HonorTrophy] at most 0 to {TROPHY_ICONS} (static/pics/MISPTrophy)")
     for key in ("heavilycount", "recentdays", "regularlydays"):
         if not values["rankRequirementsMisc"].get(key, "").strip().isdigit():
             raise ConfigError(f"{path}: [rankRequirementsMisc] {key} must be an integer")
     monthly = values["monthlyRanking"]
     try:
-        if float(monthly["rankmultiplier"]) <= 1:
+        if float(monthly["rankmultiplier"]) <= 1 or not 1 <= int(monthly["levelmax"]) <= MONTHLY_RANK_ICONS:
             raise ValueError
-        int(monthly["levelmax"])
     except (KeyError, ValueError):
-        raise ConfigError(f"{path}: [monthlyRanking] rankMultiplier must be > 1 and levelMax an integer") from None
+        raise ConfigError(
+            f"{path}: [monthlyRanking] rankMultiplier must be > 1 and levelMax from 1 to {MONTHLY_RANK_ICONS}"
+        ) from None
     string_lists = (
         ("monthlyRanking", "categories_in_datatable"),
         ("HonorTrophyCateg", "categ"),

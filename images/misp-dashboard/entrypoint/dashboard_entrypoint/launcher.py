@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +22,18 @@ def log(line: str) -> None:
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     """Atomic write: a restarted container never sees a half-written file, and the subscriber and dispatcher
-    containers of one pod may share the state directory (each writes its own temporary file)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    temporary.chmod(mode)
-    temporary.replace(path)
+    containers of one pod may share the state directory. Each writes a temporary file of a unique name: a
+    PID would not do, both containers run as PID 1 in their own PID namespaces."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        temporary.chmod(mode)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def check_layout(settings: Settings) -> Path:
@@ -87,7 +93,7 @@ def build_argv(settings: Settings, role: str, python: str = sys.executable) -> l
             "--threads", str(settings.web_threads),
             "--timeout", "60",  # worker heartbeat; gthread keeps beating while threads stream
             "--graceful-timeout", "20",  # streams never end: cut them before Kubernetes' 30 s grace period
-            "--keep-alive", "75",  # longer than the ALB's 60 s idle timeout, so the ALB closes first
+            "--keep-alive", "620",  # above the load balancer's idle timeout (600 s), so that it closes first
             "--worker-tmp-dir", "/dev/shm",  # noqa: S108 (tmpfs for the heartbeat file)
             "--no-control-socket",  # gunicorn 27 would create $HOME/.gunicorn/gunicorn.ctl
             "--access-logfile", "-",
