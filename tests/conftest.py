@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 
 from misp_eks.paths import repository_root
+from misp_eks.validate.runner import Report
 
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return repository_root()
+
+
+@pytest.fixture(scope="session")
+def real_report() -> Report:
+    """scripts/validate's report on this repository (computed once per session)."""
+    from tests.validate.fixtures import repository_report
+
+    return repository_report()
 
 
 def venv_tool(name: str) -> str:

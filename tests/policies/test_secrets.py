@@ -54,3 +54,10 @@ def test_cluster_vars_never_name_a_secret(report, monkeypatch):
     names = secrets.ClusterVars.names
     monkeypatch.setattr(secrets.ClusterVars, "names", classmethod(lambda cls: [*names(), "redis_auth_token"]))
     assert_finds(secrets.cluster_vars_hold_no_secret(report), "redis_auth_token", "no secrets")
+
+
+def test_kind_external_secrets_must_resolve_in_the_fake_store(report):
+    assert not list(secrets.external_secrets_match_bootstrap(report))
+    external = obj(report, "kind", "misp-backend", "ExternalSecret", "misp-redis")
+    external["spec"]["data"][0]["remoteRef"]["property"] = "token"
+    assert_finds(secrets.external_secrets_match_bootstrap(report), "ExternalSecret misp/misp-redis", "has no key token")

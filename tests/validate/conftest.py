@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from misp_eks.validate.runner import Report
-
-from .fixtures import FixtureRepo, repository_report, write_repository
+from .fixtures import FixtureRepo, write_repository
 
 
 @pytest.fixture
 def fixture_repo(tmp_path: Path) -> FixtureRepo:
     return write_repository(tmp_path / "repo")
-
-
-@pytest.fixture(scope="session")
-def real_report() -> Report:
-    """scripts/validate's report on this repository (computed once per session)."""
-    return repository_report()

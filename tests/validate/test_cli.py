@@ -43,10 +43,10 @@ def test_scripts_validate_on_the_repository(repo: Path, real_report: Report, tmp
         assert len(found) == 1, f"{item.label}: {found}"
         assert found[0].startswith("ok ")
     assert any(
-        line.startswith("ok") and "environments, Flux graph and project policies (prod, staging)" in line
+        line.startswith("ok") and "environments, Flux graph and project policies (prod, staging, kind)" in line
         for line in lines
     )
-    assert lines[-1].startswith(f"summary: {len(real_report.trees)} trees, 2 environments, ")
+    assert lines[-1].startswith(f"summary: {len(real_report.trees)} trees, 2 environments + 1 kind cluster(s), ")
     assert lines[-1].endswith("s") and ": 0 problem(s) in " in lines[-1]
 
 
@@ -77,7 +77,7 @@ def test_problems_are_printed_and_exit_1(broken_repo: FixtureRepo, tmp_path: Pat
     # The base is built on its own too: the same schema problem again is marked as such.
     assert not replicas[0].endswith("(again)")
     assert replicas[1] == f"{replicas[0]}  (again)"
-    assert lines[-1].startswith("summary: 5 trees, 1 environments, ")
+    assert lines[-1].startswith("summary: 5 trees, 1 environments + 0 kind cluster(s), ")
     assert " 0 problem(s)" not in lines[-1]
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+from misp_eks import kind
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.naming import SECRETS
 from misp_eks.policies.common import EXAMPLE, all_containers, applied_trees, dig, problem
 from misp_eks.problems import Problem
 from misp_eks.validate.resources import pod_template
-from misp_eks.validate.runner import Report
+from misp_eks.validate.runner import Report, TreeReport
 
 SECRET_NAME = re.compile(r"(PASSWORD|PASSPHRASE|SECRET|TOKEN|SALT|ENCRYPTION_KEY|ADMIN_KEY|LICENSE_KEY|PRIVATE)", re.I)
 
@@ -39,10 +41,22 @@ def _known_secrets() -> dict[str, tuple[str, ...]]:
     return known
 
 
+def _kind_secrets(cluster: kind.KindEnvironment) -> dict[str, tuple[str, ...]]:
+    store = kind.secret_store(kind.placeholder(kind.cluster_vars(cluster.config)))
+    return {entry["key"]: tuple(json.loads(entry["value"])) for entry in store["spec"]["provider"]["fake"]["data"]}
+
+
 def external_secrets_match_bootstrap(report: Report) -> Iterator[Problem]:
-    """Every secret the manifests read is one the bootstrap creates, with that key."""
+    """Every secret the manifests read is one the bootstrap creates, with that key; in kind, one the
+    workflow's fake store holds."""
     known = _known_secrets()
-    for tree_report in applied_trees(report):
+    yield from _external_secrets_in(applied_trees(report), known)
+    for name, cluster in sorted(report.kind_clusters.items()):
+        yield from _external_secrets_in(report.applied_trees(name), _kind_secrets(cluster))
+
+
+def _external_secrets_in(trees: Iterable[TreeReport], known: dict[str, tuple[str, ...]]) -> Iterator[Problem]:
+    for tree_report in trees:
         for resource in tree_report.tree.of_kind("ExternalSecret"):
             if dig(resource.spec, "secretStoreRef", "kind") != "ClusterSecretStore":
                 yield problem(resource, "spec.secretStoreRef.kind", "read through the ClusterSecretStore")

@@ -19,6 +19,7 @@ from misp_eks.provision.errors import InputError
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105 (the name of a variable)
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 # The Flux release the cluster runs, whatever the operator's CLI is (flux bootstrap --version).
+# renovate: datasource=github-releases depName=fluxcd/flux2
 FLUX_DISTRIBUTION = "v2.9.4"
 
 

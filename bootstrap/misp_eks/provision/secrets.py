@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,7 @@ from misp_eks.provision import credentials, gpg, rds_ca
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import BootstrapError, MissingPrerequisite, error_code
+from misp_eks.settings import Misp
 
 KIND = "secret"
 
@@ -51,10 +53,24 @@ def read(ctx: Context, spec: naming.SecretSpec) -> dict[str, str]:
     return {str(key): str(item) for key, item in data.items()}
 
 
-def _misp_app(ctx: Context) -> dict[str, str]:
-    misp = ctx.settings.misp
+@dataclass(frozen=True)
+class Sources:
+    """What the generators need: the bootstrap fills it from AWS; a kind cluster (misp_eks.kind) from itself."""
+
+    misp_hostname: str
+    misp: Misp
+    gpg_key: Callable[[str, str], gpg.GpgKey]
+    """(e-mail, passphrase) -> a new key pair."""
+    rds_ca: Callable[[], str]
+    """The CA bundle that verifies the database's certificate."""
+    read: Callable[[naming.SecretSpec], dict[str, str]]
+    """A secret generated before (the GPG key's passphrase lives in misp/app)."""
+
+
+def _misp_app(sources: Sources) -> dict[str, str]:
+    misp = sources.misp
     return {
-        "BASE_URL": f"https://{ctx.settings.hostnames.misp}",
+        "BASE_URL": f"https://{sources.misp_hostname}",
         "ADMIN_EMAIL": misp.admin_email,
         "ADMIN_ORG": misp.org,
         "ADMIN_ORG_UUID": credentials.new_uuid(),
@@ -69,43 +85,54 @@ def _misp_app(ctx: Context) -> dict[str, str]:
     }
 
 
-def _misp_gpg(ctx: Context) -> dict[str, str]:
-    passphrase = read(ctx, naming.MISP_APP)["GPG_PASSPHRASE"]
-    make: Callable[[str, str], gpg.GpgKey] = ctx.services.get(
-        "gpg_key", lambda email, secret: gpg.generate(ctx.tools, email, secret)
-    )
-    key = make(ctx.settings.misp.sender, passphrase)
+def _misp_gpg(sources: Sources) -> dict[str, str]:
+    passphrase = sources.read(naming.MISP_APP)["GPG_PASSPHRASE"]
+    key = sources.gpg_key(sources.misp.sender, passphrase)
     return {"private_key": key.private_key, "public_key": key.public_key}
 
 
-def _rds_ca(ctx: Context) -> dict[str, str]:
-    fetch: Callable[[str], str] = ctx.services.get("rds_ca", lambda region: rds_ca.download(region, ctx.environ))
-    return {"bundle": fetch(ctx.names.region)}
-
-
-GENERATORS: dict[str, Callable[[Context], dict[str, str]]] = {
+GENERATORS: dict[str, Callable[[Sources], dict[str, str]]] = {
     naming.MISP_APP.suffix: _misp_app,
     naming.MISP_GPG.suffix: _misp_gpg,
-    naming.MISP_DATABASE.suffix: lambda _ctx: {
+    naming.MISP_DATABASE.suffix: lambda _sources: {
         "username": naming.DATABASE_APP_USER,
         "password": credentials.database_password(),
         "database": naming.DATABASE_NAME,
     },
-    naming.MISP_REDIS.suffix: lambda _ctx: {"auth_token": credentials.redis_auth_token()},
-    naming.RDS_CA.suffix: _rds_ca,
-    naming.DASHBOARD_APP.suffix: lambda _ctx: {"session_secret": credentials.session_secret()},
-    naming.DASHBOARD_REDIS.suffix: lambda _ctx: {"auth_token": credentials.redis_auth_token()},
+    naming.MISP_REDIS.suffix: lambda _sources: {"auth_token": credentials.redis_auth_token()},
+    naming.RDS_CA.suffix: lambda sources: {"bundle": sources.rds_ca()},
+    naming.DASHBOARD_APP.suffix: lambda _sources: {"session_secret": credentials.session_secret()},
+    naming.DASHBOARD_REDIS.suffix: lambda _sources: {"auth_token": credentials.redis_auth_token()},
 }
 
 
-def values(ctx: Context, spec: naming.SecretSpec) -> dict[str, str]:
+def generate(spec: naming.SecretSpec, sources: Sources) -> dict[str, str]:
+    """A new value for ``spec``: empty for the operator-supplied ones."""
     if spec.operator_supplied:
         return dict.fromkeys(spec.keys, "")
-    generated = GENERATORS[spec.suffix](ctx)
+    generated = GENERATORS[spec.suffix](sources)
     if set(generated) != set(spec.keys):
         missing = sorted(set(spec.keys) - set(generated))
         raise BootstrapError(f"internal: no generator for {spec.suffix} keys {missing or sorted(generated)}")
     return {key: generated[key] for key in spec.keys}
+
+
+def _sources(ctx: Context) -> Sources:
+    make_key: Callable[[str, str], gpg.GpgKey] = ctx.services.get(
+        "gpg_key", lambda email, secret: gpg.generate(ctx.tools, email, secret)
+    )
+    fetch: Callable[[str], str] = ctx.services.get("rds_ca", lambda region: rds_ca.download(region, ctx.environ))
+    return Sources(
+        misp_hostname=ctx.settings.hostnames.misp,
+        misp=ctx.settings.misp,
+        gpg_key=make_key,
+        rds_ca=lambda: fetch(ctx.names.region),
+        read=lambda spec: read(ctx, spec),
+    )
+
+
+def values(ctx: Context, spec: naming.SecretSpec) -> dict[str, str]:
+    return generate(spec, _sources(ctx))
 
 
 def ensure(ctx: Context, spec: naming.SecretSpec) -> None:

@@ -28,13 +28,14 @@ def render(report: Report) -> int:
         detail = f"{len(set(item.problems))} problem(s)" if item.problems else f"{len(item.tree.resources)} objects"
         print(f"{status:<5} {item.label:<{width}}  {detail:>14}  {item.seconds:5.2f}s")
         _print_problems(item.problems, printed)
-    envs = ", ".join(sorted(report.environments)) or "none"
+    envs = ", ".join([*sorted(report.environments), *sorted(report.kind_clusters)]) or "none"
     print(f"{'FAIL' if report.problems else 'ok':<5} environments, Flux graph and project policies ({envs})")
     _print_problems(report.problems, printed)
     total = len(set(report.all_problems()))
     objects = sum(len(t.tree.resources) for t in report.trees)
     print(
-        f"summary: {len(report.trees)} trees, {len(report.environments)} environments, {objects} objects: "
+        f"summary: {len(report.trees)} trees, {len(report.environments)} environments"
+        f" + {len(report.kind_clusters)} kind cluster(s), {objects} objects: "
         f"{total} problem(s) in {report.seconds:.1f}s"
     )
     return 1 if total else 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import StringConstraints
+from pydantic import StringConstraints, model_validator
 
 from misp_eks.models import DURATION_PATTERN, NonEmpty, StrictModel
 
@@ -99,8 +99,27 @@ class AwsProvider(StrictModel):
     # No ``auth``: the controller's own credentials (EKS Pod Identity) are used; see infrastructure/configs.
 
 
+class FakeData(StrictModel):
+    key: NonEmpty
+    value: str
+    version: str | None = None
+
+
+class FakeProvider(StrictModel):
+    """Static values (apis/externalsecrets/v1/secretstore_fake_types.go): the kind cluster's store only."""
+
+    data: list[FakeData]
+
+
 class Provider(StrictModel):
-    aws: AwsProvider
+    aws: AwsProvider | None = None
+    fake: FakeProvider | None = None
+
+    @model_validator(mode="after")
+    def one_provider(self) -> Provider:
+        if (self.aws is None) == (self.fake is None):
+            raise ValueError("exactly one provider: aws, or fake (kind only)")
+        return self
 
 
 class LabelSelector(StrictModel):

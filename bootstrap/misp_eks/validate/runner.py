@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from misp_eks import kind
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, environment_names, load_environment
 from misp_eks.envsubst import invalid_names
@@ -57,6 +58,8 @@ class TreeReport:
 class Report:
     root: Path
     environments: dict[str, Environment] = field(default_factory=dict)
+    kind_clusters: dict[str, kind.KindEnvironment] = field(default_factory=dict)
+    """The end-to-end test cluster (clusters/kind): validated like an environment, held to no AWS policy."""
     trees: list[TreeReport] = field(default_factory=list)
     kustomizations: dict[str, list[FluxKustomization]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -110,7 +113,19 @@ def _schema_problems(resource: Resource, kube: KubernetesSchemas) -> list[Proble
     return [Problem(resource.origin, e.message, obj=resource.ref, field=e.field) for e in errors]
 
 
-def _variables(item: FluxKustomization, known: list[Resource]) -> tuple[dict[str, str] | None, list[Problem]]:
+Target = Environment | kind.KindEnvironment
+
+
+def cluster_vars_of(target: Target) -> dict[str, str]:
+    """The cluster-vars a target's cluster holds: the documented examples, or kind's own."""
+    if isinstance(target, kind.KindEnvironment):
+        return kind.cluster_vars(target.config).data()
+    return ClusterVars.example().data()
+
+
+def _variables(
+    item: FluxKustomization, known: list[Resource], cluster_vars: dict[str, str]
+) -> tuple[dict[str, str] | None, list[Problem]]:
     """The variables Flux substitutes for ``item`` (None when it has no postBuild)."""
     if not item.post_build:
         return None, []
@@ -118,7 +133,7 @@ def _variables(item: FluxKustomization, known: list[Resource]) -> tuple[dict[str
     problems = []
     for index, source in enumerate(item.var_sources):
         if is_cluster_vars(source, item.namespace):
-            variables.update(ClusterVars.example().data())
+            variables.update(cluster_vars)
             continue
         found = next(
             (r for r in known if r.kind == source.kind and r.name == source.name and r.namespace == item.namespace),
@@ -169,7 +184,7 @@ class _Validator:
 
     def build(
         self,
-        env: Environment,
+        env: Target,
         path: str,
         item: FluxKustomization | None,
         variables: dict[str, str] | None,
@@ -211,6 +226,15 @@ class _Validator:
                 self.all_environments_loaded = False
                 continue
             self.report.environments[name] = env
+        try:
+            kind_cluster = kind.load(self.root)
+        except UserError as error:
+            self.report.problems.append(error.problem)
+            self.all_environments_loaded = False
+            kind_cluster = None
+        if kind_cluster is not None:
+            self.kube(kind_cluster.kubernetes_version)
+            self.report.kind_clusters[kind_cluster.name] = kind_cluster
         warm.result()
         self._applied_trees()
         self._bases(layout)
@@ -220,22 +244,25 @@ class _Validator:
         self.report.seconds = time.perf_counter() - started
         return self.report
 
+    def targets(self) -> list[Target]:
+        return [*self.report.environments.values(), *self.report.kind_clusters.values()]
+
     def _applied_trees(self) -> None:
         """Build every Flux Kustomization's tree, discovering them from the trees already built.
 
         A Kustomization that substitutes from something other than cluster-vars waits until every
         other tree is built, so that a ConfigMap or Secret applied by its dependencies is known.
         """
-        pending: dict[Future[TreeReport], Environment] = {}
-        deferred: list[tuple[Environment, FluxKustomization]] = []
+        pending: dict[Future[TreeReport], Target] = {}
+        deferred: list[tuple[Target, FluxKustomization]] = []
         seen: dict[tuple[str, str, str], set[str]] = {}
 
-        def start(env: Environment, item: FluxKustomization) -> None:
+        def start(env: Target, item: FluxKustomization) -> None:
             known = [r for t in self.report.trees if t.env == env.name for r in t.tree]
-            variables, problems = _variables(item, known)
+            variables, problems = _variables(item, known, cluster_vars_of(env))
             pending[self.pool.submit(self.build, env, item.path, item, variables, problems)] = env
 
-        def submit(env: Environment, item: FluxKustomization) -> None:
+        def submit(env: Target, item: FluxKustomization) -> None:
             key = (env.name, item.namespace, item.name)
             origins = seen.setdefault(key, set())
             if item.origin in origins:
@@ -252,7 +279,7 @@ class _Validator:
             else:
                 start(env, item)
 
-        for env in self.report.environments.values():
+        for env in self.targets():
             submit(env, bootstrap_root(env.name, f"{CLUSTERS_DIR}/{env.name}"))
         while pending or deferred:
             if not pending:
@@ -273,8 +300,9 @@ class _Validator:
         for directory in layout.directories:
             if directory in applied or directory in layout.components:
                 continue
+            targets = {t.name: t for t in self.targets()}
             providers = [
-                (self.report.environments[env], item)
+                (targets[env], item)
                 for env, items in self.report.kustomizations.items()
                 for item in items
                 if directory in layout.closure(item.path)
@@ -288,7 +316,7 @@ class _Validator:
             done: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
             for env, item in providers:
                 known = [r for t in self.report.trees if t.env == env.name for r in t.tree]
-                variables, _ = _variables(item, known)
+                variables, _ = _variables(item, known, cluster_vars_of(env))
                 key = (env.kubernetes_version, tuple(sorted((variables or {}).items())))
                 if key in done:
                     continue
@@ -300,11 +328,20 @@ class _Validator:
         """Reference checks need the trees each tree depends on, so they run once all are built."""
         for env_name, items in self.report.kustomizations.items():
             trees = {(t.kustomization.namespace, t.kustomization.name): t for t in self.report.applied_trees(env_name)}
+            prepared = self._prepared(env_name)
             for item in items:
                 tree_report = trees.get((item.namespace, item.name))
                 if tree_report is not None:
-                    context = [trees[k].tree for k in dependencies(items, item) if k in trees]
+                    context = [*prepared, *(trees[k].tree for k in dependencies(items, item) if k in trees)]
                     tree_report.problems.extend(references.check_tree(tree_report.tree, context))
+
+    def _prepared(self, env_name: str) -> list[Tree]:
+        """What exists before Flux applies anything: in kind, what the workflow applies (misp_eks.kind)."""
+        cluster = self.report.kind_clusters.get(env_name)
+        if cluster is None:
+            return []
+        origin = kind.config_path(self.root).relative_to(self.root).as_posix()
+        return [Tree(path=origin, resources=[Resource(obj, origin) for obj in kind.prepared(cluster.config)])]
 
     def _graphs(self) -> None:
         for env_name, items in self.report.kustomizations.items():
