@@ -85,8 +85,12 @@ def commands(block: Block) -> list[list[str]]:
     return found
 
 
+REDIRECTION = re.compile(r"\s\d?>(?:&\d|\s*/dev/null)")
+SHELL_WORDS = {"until", "while", "do", "done", "then", "if", "fi", "!"}
+
+
 def _split(line: str) -> list[list[str]]:
-    lexer = shlex.shlex(line, posix=True, punctuation_chars="|&;")
+    lexer = shlex.shlex(REDIRECTION.sub("", line), posix=True, punctuation_chars="|&;")
     lexer.whitespace_split = True
     parts: list[list[str]] = [[]]
     for token in lexer:
@@ -96,6 +100,8 @@ def _split(line: str) -> list[list[str]]:
             parts[-1].append(token)
     result = []
     for part in parts:
+        while part and part[0] in SHELL_WORDS:
+            part = part[1:]
         while part and re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*=.*", part[0]):
             part = part[1:]  # NAME=value before a command, or an assignment alone
         if part and part[0] == "export":
@@ -162,6 +168,22 @@ def test_offline_blocks_run_and_show_what_the_runbook_says(block: Block):
     expected = _expected(block)
     if expected is not None:
         assert shows(result.stdout, expected.body), f"{block.where} printed:\n{result.stdout}\nnot:\n{expected.body}"
+
+
+def test_commands_are_found_in_loops_pipes_and_substitutions():
+    block = Block(
+        Path("x.md"),
+        1,
+        "sh aws",
+        'until aws rds describe-db-instances --db-instance-identifier "$X" >/dev/null 2>&1; do sleep 15; done\n'
+        'V=$(aws eks describe-addon-versions --addon-name a --output text) && echo "$V" | tr a b\n',
+    )
+    names = [c[:3] for c in commands(block)]
+    assert ["aws", "rds", "describe-db-instances"] in names
+    assert ["aws", "eks", "describe-addon-versions"] in names
+    assert ["tr", "a", "b"] in names
+    described = next(c for c in commands(block) if c[:2] == ["aws", "rds"])
+    assert described == ["aws", "rds", "describe-db-instances", "--db-instance-identifier", "$X"]
 
 
 def test_shows_matches_in_order_with_placeholders():

@@ -147,6 +147,8 @@ def test_the_eks_kubernetes_version_of_each_environment(extracted):
     for path, document in _documents("clusters/*/cluster.yaml"):
         assert found[path]["currentValue"] == document["metadata"]["version"]
         assert found[path]["datasource"] == "endoflife-date"
+        # endoflife-date reports EKS platform versions ("1.36-eks-1"); only the Kubernetes minor is taken.
+        assert found[path].get("extractVersion") == r"^(?<version>\d+\.\d+)", found[path]
 
 
 def test_the_kind_node_image_by_tag_and_digest(extracted):
