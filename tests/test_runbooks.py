@@ -291,15 +291,21 @@ def _kubectl_help(*words: str) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
+@functools.cache
+def _kubectl_options() -> str:
+    """The options every kubectl command takes."""
+    return subprocess.run(
+        [venv_tool("kubectl"), "options"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
 def _flags(help_text: str) -> set[str]:
     return set(re.findall(r"(?<![\w-])(--[a-z0-9-]+|-[a-zA-Z])(?=[=,:\s])", help_text))
 
 
 def kubectl_problems(tokens: list[str]) -> list[str]:
     arguments = tokens[1 : tokens.index("--")] if "--" in tokens else tokens[1:]
-    globals_help = subprocess.run(
-        [venv_tool("kubectl"), "options"], capture_output=True, text=True, timeout=60, check=False
-    ).stdout
+    globals_help = _kubectl_options()
     positionals = []
     skip = False
     for token in arguments:

@@ -34,6 +34,7 @@ from misp_eks import local_tls, naming
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTERS_DIR, parse_model
 from misp_eks.models import StrictModel
+from misp_eks.paths import repository_root
 from misp_eks.problems import Problem, UserError
 from misp_eks.provision import credentials, gpg
 from misp_eks.provision.errors import BootstrapError
@@ -241,8 +242,6 @@ def write(directory: Path, documents: dict[str, list[dict[str, Any]]]) -> list[P
 
 
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
-    from misp_eks.paths import repository_root
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m misp_eks.kind DIR   (writes before-flux.yaml and secret-store.yaml)", file=sys.stderr)

@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from misp_eks.provision.gitops import FLUX_DISTRIBUTION
 from tests.provision import emulate
 
 EKSCTL_VERSION = "0.231.0"
-FLUX_VERSION = "v2.9.4"
+FLUX_VERSION = "v2.9.4"  # the CLI this stand-in claims to be; what it installs is --version
 KUBECTL_VERSION = "v1.35.0"
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 
@@ -136,7 +137,7 @@ def flux(argv: list[str], _stdin: str | None) -> None:
             "--repository=misp-eks",
             "--branch=main",
             "--path=clusters/prod",
-            "--version=v2.9.4",
+            f"--version={FLUX_DISTRIBUTION}",
         ):
             if flag not in argv:
                 fail(f"flux bootstrap github without {flag}")

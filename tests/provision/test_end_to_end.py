@@ -19,6 +19,7 @@ import pytest
 
 from misp_eks import naming
 from misp_eks.cluster_vars import ClusterVars
+from misp_eks.provision.gitops import FLUX_DISTRIBUTION
 from tests.provision import emulate
 from tests.provision.conftest import ACCOUNT, FAKE_PEM, REGION
 from tests.provision.world import CLUSTER, HOSTS, World, world
@@ -254,7 +255,7 @@ def test_flux_was_bootstrapped_from_github_after_cluster_vars(scenario: Scenario
             "--repository=misp-eks",
             "--branch=main",
             "--path=clusters/prod",
-            "--version=v2.9.4",
+            f"--version={FLUX_DISTRIBUTION}",
         ]
     ]
     kubeconfigs = {

@@ -75,7 +75,7 @@ def test_flux_bootstrap_git_for_other_providers(run: Run) -> None:
         "--url=ssh://git@example.org/misp.git",
         "--branch=main",
         "--path=clusters/prod",
-        "--version=v2.9.4",
+        f"--version={gitops.FLUX_DISTRIBUTION}",
         "--silent",
     ]
 

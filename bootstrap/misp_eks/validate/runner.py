@@ -296,11 +296,11 @@ class _Validator:
 
     def _bases(self, layout: Layout) -> None:
         applied = {k.path for items in self.report.kustomizations.values() for k in items}
+        targets = {t.name: t for t in self.targets()}
         futures = []
         for directory in layout.directories:
             if directory in applied or directory in layout.components:
                 continue
-            targets = {t.name: t for t in self.targets()}
             providers = [
                 (targets[env], item)
                 for env, items in self.report.kustomizations.items()
