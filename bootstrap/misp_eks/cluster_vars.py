@@ -8,12 +8,15 @@ here: the ConfigMap is readable by anything in ``flux-system`` and is printed in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 NAME = "cluster-vars"
 NAMESPACE = "flux-system"
+
+# What MISP's pods accept as MISP_EKS_EMAIL (apps/misp/base/files/customize_misp.sh).
+EmailDelivery = Literal["disabled", "ses"]
 
 
 def _var(description: str, example: str) -> Any:
@@ -59,7 +62,7 @@ class ClusterVars(BaseModel):
         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-00000000-0000-0000-0000-000000000000-AbCdEf",
     )
 
-    # The data layer (from RDS, ElastiCache and S3).
+    # The data layer (from RDS, ElastiCache, S3 and EFS).
     db_endpoint: str = _var("RDS endpoint hostname", "misp-prod.c0example0000.eu-west-1.rds.amazonaws.com")
     misp_redis_endpoint: str = _var(
         "Primary endpoint of MISP's ElastiCache replication group",
@@ -70,6 +73,19 @@ class ClusterVars(BaseModel):
         "master.misp-prod-dashboard.example.euw1.cache.amazonaws.com",
     )
     attachments_bucket: str = _var("S3 bucket for MISP attachments", "misp-prod-attachments-111122223333")
+    efs_file_system_id: str = _var(
+        "EFS file system of MISP's shared files (org logos, uploaded images): the volume misp-files",
+        "fs-0example00000000",
+    )
+    efs_access_point_id: str = _var(
+        "EFS access point of that file system under which MISP's files live: the volume misp-files",
+        "fsap-0example000000000",
+    )
+
+    # MISP (from settings.yaml).
+    misp_email_delivery: EmailDelivery = _var(
+        "MISP's e-mail: disabled, or ses through Amazon SES's SMTP interface (settings.yaml email.enabled)", "disabled"
+    )
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

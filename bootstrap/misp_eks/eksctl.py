@@ -85,20 +85,6 @@ class WellKnownPolicies(StrictModel):
     imageBuilder: bool | None = None
 
 
-class Addon(StrictModel):
-    name: NonEmpty
-    version: str | None = None
-    configurationValues: str | None = None
-    resolveConflicts: Literal["none", "overwrite", "preserve"] | None = None
-    useDefaultPodIdentityAssociations: bool | None = None
-    tags: dict[str, str] | None = None
-
-
-class AddonsConfig(StrictModel):
-    autoApplyPodIdentityAssociations: bool | None = None
-    disableDefaultAddons: bool | None = None
-
-
 class PolicyStatement(StrictModel):
     Sid: str | None = None
     Effect: Literal["Allow", "Deny"]
@@ -116,6 +102,45 @@ class PolicyStatement(StrictModel):
 class PolicyDocument(StrictModel):
     Version: Literal["2012-10-17"]
     Statement: list[PolicyStatement] = Field(min_length=1)
+
+
+class AddonPodIdentityAssociation(StrictModel):
+    """An add-on's own association: the add-on's namespace is implied, and eksctl refuses
+    wellKnownPolicies and tags on it (validateAddonPodIdentityAssociations in validation.go)."""
+
+    serviceAccountName: NonEmpty
+    roleName: str | None = None
+    permissionPolicy: PolicyDocument | None = None
+    permissionPolicyARNs: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _has_permissions(self) -> AddonPodIdentityAssociation:
+        if not (self.permissionPolicy or self.permissionPolicyARNs):
+            raise ValueError("needs permissionPolicy or permissionPolicyARNs")
+        return self
+
+
+class Addon(StrictModel):
+    name: NonEmpty
+    version: str | None = None
+    configurationValues: str | None = None
+    resolveConflicts: Literal["none", "overwrite", "preserve"] | None = None
+    useDefaultPodIdentityAssociations: bool | None = None
+    podIdentityAssociations: list[AddonPodIdentityAssociation] | None = None
+    tags: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_identity_source(self) -> Addon:
+        # eksctl validation.go: "cannot specify both addon.useDefaultPodIdentityAssociations and
+        # addon.podIdentityAssociations".
+        if self.useDefaultPodIdentityAssociations and self.podIdentityAssociations:
+            raise ValueError("set useDefaultPodIdentityAssociations or podIdentityAssociations, not both")
+        return self
+
+
+class AddonsConfig(StrictModel):
+    autoApplyPodIdentityAssociations: bool | None = None
+    disableDefaultAddons: bool | None = None
 
 
 class PodIdentityAssociation(StrictModel):

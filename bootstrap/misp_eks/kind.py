@@ -4,12 +4,16 @@
 installs Flux, and reconciles ``clusters/kind``: staging's Flux Kustomizations, pointed at the kind
 overlays, which drop what needs AWS (the load balancer controller, external-dns, the autoscaler,
 the Ingresses) and add an in-cluster MariaDB and two Redis servers, with TLS and passwords, in place
-of RDS and ElastiCache. ``python -m misp_eks.kind DIR`` writes what the workflow applies besides:
+of RDS and ElastiCache, and a TLS proxy in place of MISP's load balancer (``LOAD_BALANCER_HOST``:
+MISP's hostname in kind, which the dashboard logs in through). ``python -m misp_eks.kind DIR``
+writes what the workflow applies besides:
 
 - ``before-flux.yaml``: the namespaces, ``cluster-vars`` with the in-cluster endpoints, the data
-  servers' TLS and passwords, and the CA bundle the MISP and dashboard containers trust;
+  servers' TLS and passwords, and the CA the MISP and dashboard containers trust;
 - ``secret-store.yaml``: the ClusterSecretStore ``aws-secrets-manager`` of External Secrets' fake
-  provider, holding every application secret, made now by the bootstrap's own generators.
+  provider, holding every application secret, made now by the bootstrap's own generators, and,
+  in kind only, MISP's admin API key (``ADMIN_KEY`` in misp/app), with which the workflow creates
+  an event.
 
 Nothing of it is in git: every run makes new secrets and a new CA.
 """
@@ -40,7 +44,7 @@ from misp_eks.provision import credentials, gpg
 from misp_eks.provision.errors import BootstrapError
 from misp_eks.provision.secrets import Sources, generate
 from misp_eks.provision.tools import Tools
-from misp_eks.settings import Misp
+from misp_eks.settings import EmailSettings, Misp
 from misp_eks.yamlio import load_mapping
 
 NAME = "kind"
@@ -49,15 +53,25 @@ STORE_NAME = naming.SECRET_STORE
 """The name the applications' ExternalSecrets use (infrastructure/configs/base)."""
 STORE_NAMESPACES = ("misp", "misp-dashboard")
 DATA_NAMESPACE = "e2e-data"
+PROBE_NAMESPACE = "e2e-probe"
+"""Where the workflow's throwaway client pods run: outside the applications' namespaces, under no policy."""
 DATA_SECRET = "e2e-data"  # noqa: S105  # pragma: allowlist secret (a Secret's name)
 """The data servers' passwords (clusters/kind/data)."""
 DATA_TLS_SECRET = "e2e-data-tls"  # noqa: S105  # pragma: allowlist secret (a Secret's name)
 TRUST_SECRET = "e2e-trust"  # noqa: S105  # pragma: allowlist secret (a Secret's name)
-"""In each application namespace: the public CAs plus this run's CA, as one bundle."""
+"""In each application namespace: this run's CA alone, and the public CAs plus it as one bundle."""
 TRUST_BUNDLE_KEY = "ca-certificates.crt"
+TRUST_CA_KEY = "ca.crt"
 DATABASE_HOST = f"mariadb.{DATA_NAMESPACE}.svc.cluster.local"
 MISP_REDIS_HOST = f"misp-redis.{DATA_NAMESPACE}.svc.cluster.local"
 DASHBOARD_REDIS_HOST = f"dashboard-redis.{DATA_NAMESPACE}.svc.cluster.local"
+LOAD_BALANCER_HOST = f"misp.{DATA_NAMESPACE}.svc.cluster.local"
+"""MISP's hostname in kind: the TLS proxy that stands in for its load balancer (apps/misp/kind/load-balancer)."""
+SERVER_HOSTS = (DATABASE_HOST, MISP_REDIS_HOST, DASHBOARD_REDIS_HOST, LOAD_BALANCER_HOST)
+"""The names the run's one server certificate is valid for."""
+ADMIN_KEY = "ADMIN_KEY"
+"""misp-docker's variable for the admin's API key (core/files/configure_misp.sh, init_user): kind only."""
+ADMIN_KEY_LENGTH = 40  # alphanumeric, as MISP app/Console/Command/UserShell.php change_authkey requires
 DATABASE_MASTER_USER = "root"  # the mariadb image's superuser (MARIADB_ROOT_PASSWORD)
 DATABASE_MASTER_KEY = "kind/database-master"
 """Where cluster-vars' db_master_secret_arn points in the fake store."""
@@ -126,7 +140,9 @@ def cluster_vars(config: KindCluster) -> ClusterVars:
         vpc_cidr="10.0.0.0/8",
         domain="kind.test",
         hosted_zone_id="none",
-        misp_hostname="misp.kind.test",
+        # In kind, MISP's hostname is the TLS proxy in place of its load balancer: BASE_URL and the
+        # dashboard's DASHBOARD_MISP_URL (https only) then name a host that resolves and answers.
+        misp_hostname=LOAD_BALANCER_HOST,
         dashboard_hostname="dashboard.kind.test",
         misp_certificate_arn="none",
         dashboard_certificate_arn="none",
@@ -139,6 +155,10 @@ def cluster_vars(config: KindCluster) -> ClusterVars:
         misp_redis_endpoint=MISP_REDIS_HOST,
         dashboard_redis_endpoint=DASHBOARD_REDIS_HOST,
         attachments_bucket=f"{config.name}-attachments",
+        misp_email_delivery=EmailSettings().delivery,  # kind has no settings.yaml: its defaults
+        # No EFS in kind: infrastructure/configs/kind deletes the volume that would use these.
+        efs_file_system_id="none",
+        efs_access_point_id="none",
     )
 
 
@@ -156,7 +176,7 @@ def generate_all(
 ) -> tuple[Generated, str]:
     """Every application secret and the TLS material; also the trust bundle (public CAs + this CA)."""
     authority = local_tls.new_authority(f"{variables.cluster_name} e2e CA", days=2)
-    server = local_tls.issue(authority, (DATABASE_HOST, MISP_REDIS_HOST, DASHBOARD_REDIS_HOST), days=2)
+    server = local_tls.issue(authority, SERVER_HOSTS, days=2)
     made: dict[str, dict[str, str]] = {}
     sources = Sources(
         misp_hostname=variables.misp_hostname,
@@ -167,6 +187,7 @@ def generate_all(
     )
     for spec in naming.SECRETS:  # in order: misp/gpg reads misp/app's passphrase
         made[spec.name(variables.secrets_prefix)] = generate(spec, sources)
+    made[naming.MISP_APP.name(variables.secrets_prefix)][ADMIN_KEY] = credentials.alphanumeric(ADMIN_KEY_LENGTH)
     made[DATABASE_MASTER_KEY] = {"username": DATABASE_MASTER_USER, "password": credentials.database_password()}
     return Generated(made, authority, server), public_cas + "\n" + authority.cert.decode()
 
@@ -174,6 +195,7 @@ def generate_all(
 def placeholder(variables: ClusterVars) -> Generated:
     """The shape of a run's secrets with empty values: what validation checks references against."""
     secrets = {spec.name(variables.secrets_prefix): dict.fromkeys(spec.keys, "") for spec in naming.SECRETS}
+    secrets[naming.MISP_APP.name(variables.secrets_prefix)][ADMIN_KEY] = ""
     secrets[DATABASE_MASTER_KEY] = {"username": DATABASE_MASTER_USER, "password": ""}
     empty = local_tls.Pem(b"", b"")
     return Generated(secrets, empty, empty)
@@ -194,7 +216,7 @@ def _secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
 def before_flux(variables: ClusterVars, generated: Generated, trust_bundle: str) -> list[dict[str, Any]]:
     """What must exist before Flux applies clusters/kind."""
     secrets = generated.secrets
-    namespaces = [*STORE_NAMESPACES, DATA_NAMESPACE]
+    namespaces = [*STORE_NAMESPACES, DATA_NAMESPACE, PROBE_NAMESPACE]
     passwords = {
         "MARIADB_ROOT_PASSWORD": secrets[DATABASE_MASTER_KEY]["password"],
         "MISP_REDIS_PASSWORD": secrets[naming.MISP_REDIS.name(variables.secrets_prefix)]["auth_token"],
@@ -210,7 +232,10 @@ def before_flux(variables: ClusterVars, generated: Generated, trust_bundle: str)
         variables.configmap(),
         _secret(DATA_SECRET, DATA_NAMESPACE, passwords),
         _secret(DATA_TLS_SECRET, DATA_NAMESPACE, tls),
-        *(_secret(TRUST_SECRET, n, {TRUST_BUNDLE_KEY: trust_bundle}) for n in STORE_NAMESPACES),
+        *(
+            _secret(TRUST_SECRET, n, {TRUST_BUNDLE_KEY: trust_bundle, TRUST_CA_KEY: tls["ca.crt"]})
+            for n in STORE_NAMESPACES
+        ),
     ]
 
 

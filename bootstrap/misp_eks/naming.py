@@ -76,13 +76,27 @@ def cache_security_group(cluster: str) -> str:
     return f"{cluster}-caches"
 
 
+def files_security_group(cluster: str) -> str:
+    """Security group of the EFS mount targets that hold MISP's shared files."""
+    return f"{cluster}-files"
+
+
+def files_creation_token(cluster: str) -> str:
+    """CreationToken of the EFS file system: how every run finds it again (unique per account and region)."""
+    return f"{cluster}-misp-files"
+
+
 def db_instance(cluster: str) -> str:
     return f"{cluster}-misp"
 
 
+CACHE_APPS = ("misp", "dashboard")
+"""The applications with an ElastiCache replication group each."""
+
+
 def cache_group(cluster: str, app: str) -> str:
-    """ElastiCache replication group of ``app`` (misp or dashboard); at most 40 characters."""
-    return f"{cluster}-{app}"[:40]
+    """ElastiCache replication group of ``app``; never cut: misp_eks.provision.names checks its 40 characters."""
+    return f"{cluster}-{app}"
 
 
 def attachments_bucket(cluster: str, account: str) -> str:
@@ -95,6 +109,15 @@ def alarm_topic(cluster: str) -> str:
 
 def secrets_prefix(cluster: str) -> str:
     return cluster
+
+
+def ses_smtp_user(cluster: str) -> str:
+    """IAM user whose access key, turned into an SES SMTP password, MISP sends e-mail with (settings email.enabled)."""
+    return f"{cluster}-ses-smtp"
+
+
+SMTP_PORT = 587
+"""SES's SMTP interface with STARTTLS (SES developer guide, "Connecting to an Amazon SES SMTP endpoint")."""
 
 
 def role_name(cluster: str, service_account: str) -> str:
@@ -110,6 +133,12 @@ class SecretSpec:
     description: str
     operator_supplied: bool = False
     """Created with empty values; the operator fills them in (never generated, never overwritten)."""
+    filled_by: str = ""
+    """Created with empty values; this bootstrap phase fills them in once, when settings ask for it."""
+
+    @property
+    def starts_empty(self) -> bool:
+        return self.operator_supplied or bool(self.filled_by)
 
     def name(self, prefix: str) -> str:
         return f"{prefix}/{self.suffix}"
@@ -146,6 +175,12 @@ DASHBOARD_MAXMIND = SecretSpec(
     "Optional MaxMind GeoLite2 credentials; empty disables the dashboard's map geolocation",
     operator_supplied=True,
 )
+MISP_SMTP = SecretSpec(
+    "misp/smtp",
+    ("host", "port", "username", "password"),
+    "MISP's SES SMTP credentials: empty while settings.yaml email.enabled is false",
+    filled_by="dns",
+)
 
 SECRETS: tuple[SecretSpec, ...] = (
     MISP_APP,
@@ -156,4 +191,5 @@ SECRETS: tuple[SecretSpec, ...] = (
     DASHBOARD_APP,
     DASHBOARD_REDIS,
     DASHBOARD_MAXMIND,
+    MISP_SMTP,
 )

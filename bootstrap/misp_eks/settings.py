@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from misp_eks.cluster_vars import EmailDelivery
 from misp_eks.models import StrictModel
 
 Hostname = Annotated[
@@ -108,6 +109,21 @@ class Misp(StrictModel):
         return self.email or self.admin_email
 
 
+class EmailSettings(StrictModel):
+    enabled: bool = False
+    """Whether MISP sends e-mail, through Amazon SES (misp_eks.provision.ses). Off, MISP.disable_emailing
+    is set, so its e-mail worker runs its jobs as no-ops (apps/misp/README.md, E-mail). While the account's
+    SES is in its sandbox, SES delivers only to verified addresses: request production access first."""
+    domain: Hostname | None = None
+    """The SES sending domain (Easy DKIM records go into the hosted zone): settings domain or a subdomain
+    of it; misp.email (the sender) must be an address of it. Defaults to settings domain."""
+
+    @property
+    def delivery(self) -> EmailDelivery:
+        """The ``cluster-vars`` value ``misp_email_delivery``, which the MISP pods read."""
+        return "ses" if self.enabled else "disabled"
+
+
 class Gitops(StrictModel):
     provider: Literal["github", "git"] = "github"
     """``flux bootstrap github`` (token in GITHUB_TOKEN) or ``flux bootstrap git`` (SSH key)."""
@@ -138,6 +154,7 @@ class Settings(StrictModel):
     database: Database
     caches: Caches
     misp: Misp
+    email: EmailSettings = Field(default_factory=EmailSettings)
     gitops: Gitops
     alarm_email: Email
     tags: dict[str, str] = Field(default_factory=dict)
@@ -150,8 +167,23 @@ class Settings(StrictModel):
                 raise ValueError(f"hostnames.{name}: {host} is not inside the domain {self.domain}")
         if self.hostnames.misp == self.hostnames.dashboard:
             raise ValueError("hostnames: misp and dashboard must differ")
+        self._email_rules()
         if self.tier == "production" and self.database.backup_retention_days < MIN_PRODUCTION_BACKUP_DAYS:
             raise ValueError(
                 f"database.backup_retention_days: production keeps at least {MIN_PRODUCTION_BACKUP_DAYS} days"
             )
         return self
+
+    @property
+    def email_domain(self) -> str:
+        """The SES identity MISP sends from (settings email.domain, else domain)."""
+        return self.email.domain or self.domain
+
+    def _email_rules(self) -> None:
+        if not self.email.enabled:
+            return
+        domain = self.email_domain
+        if domain != self.domain and not domain.endswith("." + self.domain):
+            raise ValueError(f"email.domain: {domain} is not {self.domain} nor inside it (its hosted zone)")
+        if self.misp.sender.rpartition("@")[2].lower() != domain:
+            raise ValueError(f"misp.email: the sender {self.misp.sender} must be an address of {domain} (email.domain)")

@@ -187,3 +187,42 @@ def test_ranking_refusals(layout, tmp_path, old, new, message):
         config.validate_ranking(path, layout["defaults"] / "ranking.cfg")
     assert str(refused.value).startswith(f"{path}: ")
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("1=Cadet", "1=Cadet's", "[rankTitle] 1"),
+        ("2=Grade2", '2=The "Grade"', "[rankTitle] 2"),
+        ("1=Helped the project", "1=Helped \\ the project", "[HonorBadge] 1"),
+        ("3=Gold", "3=</script>Gold", "[HonorTrophy] 3"),
+        ("1=Bronze", "1=Bronze\tmedal", "[HonorTrophy] 1"),
+        ('categ=["network_activity"', 'categ=["network\'activity"', "[HonorTrophyCateg] categ"),
+        (
+            'categories_in_datatable = ["network_activity"',
+            'categories_in_datatable = ["a<b"',
+            "categories_in_datatable",
+        ),
+    ],
+)
+def test_ranking_texts_that_break_the_contributors_page_are_refused(layout, tmp_path, old, new, where):
+    """contrib.html: JSON.parse('{{ org_rank_json|safe }}') and its siblings (upstream templates/contrib.html)."""
+    assert old in RANKING
+    path = write_ranking(tmp_path, RANKING.replace(old, new, 1))
+    with pytest.raises(ConfigError) as refused:
+        config.validate_ranking(path, layout["defaults"] / "ranking.cfg")
+    assert f"{where}: " in str(refused.value)
+    assert "would break the contributors page's JavaScript" in str(refused.value)
+
+
+def test_what_passes_the_ranking_check_survives_contrib_html(layout, tmp_path):
+    """The texts that pass, put into the page as upstream does, parse back to themselves (non-ASCII included)."""
+    text = RANKING.replace("1=Cadet", "1=Cadet (Kadett, élève) & co.")
+    path = write_ranking(tmp_path, text)
+    config.validate_ranking(path, layout["defaults"] / "ranking.cfg")
+    title = "Cadet (Kadett, élève) & co."
+    # json.dumps (upstream server.py) -> a single-quoted JavaScript string literal -> JSON.parse
+    literal = json.dumps({"1": title})
+    assert "'" not in literal and "<" not in literal
+    as_javascript_reads_it = literal.encode().decode("unicode_escape")  # \uXXXX and \" escapes, as in JS strings
+    assert json.loads(as_javascript_reads_it) == {"1": title}

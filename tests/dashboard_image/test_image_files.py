@@ -46,8 +46,12 @@ def test_base_images_are_exact_versions():
     froms = [rest.split()[0] for keyword, rest in instructions() if keyword == "FROM"]
     assert froms, "no FROM"
     for image in froms:
-        # an exact patch version (Renovate adds digests: the tests run offline, away from the registry)
-        assert re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z0-9-]+(@sha256:[0-9a-f]{64})?", image), image
+        # an exact patch version and its index digest (Renovate keeps the digest current)
+        assert re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z0-9-]+@sha256:[0-9a-f]{64}", image), image
+    labels = DOCKERFILE.read_text()
+    final = froms[-1]
+    assert f'org.opencontainers.image.base.name="docker.io/library/{final.split("@")[0]}"' in labels
+    assert f'org.opencontainers.image.base.digest="{final.split("@")[1]}"' in labels
     python = {image for image in froms if image.startswith("python:")}
     assert len(python) == 1, f"all Python stages must use the same base: {python}"
     minor = re.match(r"python:(\d+\.\d+)\.", python.pop())[1]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -288,6 +290,7 @@ def test_run_script_turns_sigterm_into_a_clean_stop(tmp_path):
 
 FAKE_SUBSCRIBER = """\
 import sys
+import time
 print("raw MISP message", flush=True)  # upstream prints every message to stdout
 print("a log line", file=sys.stderr, flush=True)
 """
@@ -299,3 +302,77 @@ def test_subscriber_stdout_is_discarded_and_its_log_kept(env, layout):
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert "a log line" in result.stderr
+
+
+def test_subscriber_liveness_rests_on_misps_messages(env, layout, tmp_path):
+    subscriber = init_cmdline(
+        tmp_path, "/opt/venv/bin/python", "-m", "dashboard_entrypoint.run_script", "/app/zmq_subscriber.py", "-n", "m"
+    )
+    state = layout["state"]
+    answering = []  # whether MISP's publisher accepts connections, as the probe finds it
+
+    def probe() -> bool:
+        return launcher.healthcheck(state, 8001, init_cmdline=subscriber, reachable=lambda: answering[-1])
+
+    answering.append(True)
+    assert probe() is False  # not started
+    launcher.prepare(settings.load(env), "subscriber")
+    assert probe() is True  # a start counts
+    heartbeat = state / "subscriber.alive"
+    silent = time.time() - launcher.SUBSCRIBER_SILENCE_SECONDS - 1
+    os.utime(heartbeat, (silent, silent))
+    assert probe() is False  # silent while MISP answers: stuck on a dead connection
+    answering.append(False)
+    assert probe() is True  # MISP is down: a restart would not help, libzmq reconnects by itself
+    heartbeat.touch()  # what the hook does at each message
+    answering.append(True)
+    assert probe() is True
+
+
+def test_publisher_reachability_is_a_real_tcp_connection():
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        assert launcher.publisher_reachable({"DASHBOARD_MISP_ZMQ_URL": f"tcp://127.0.0.1:{port}"}) is True
+    assert launcher.publisher_reachable({"DASHBOARD_MISP_ZMQ_URL": f"tcp://127.0.0.1:{port}"}) is False  # closed
+    assert launcher.publisher_reachable({}) is False
+
+
+LOGGING_DISPATCHER = """\
+import logging, os, sys
+log = sys.argv[1]
+os.makedirs("helpers", exist_ok=True)
+logging.basicConfig(filename=log, filemode="a", level=logging.INFO)  # as upstream's zmq_dispatcher.py
+logger = logging.getLogger("zmq_dispatcher")
+helper = logging.getLogger("helpers.live_helper")  # as upstream's helpers/live_helper.py: its own handler
+handler = logging.FileHandler(log)
+handler.setFormatter(logging.Formatter("%(asctime)s:%(levelname)s:%(name)s:%(message)s"))
+helper.setLevel(logging.INFO)
+helper.addHandler(handler)
+updates = logging.getLogger("updates")  # as upstream's updates.py
+updates.addHandler(logging.FileHandler(log))
+updates.setLevel(logging.INFO)
+helper.info("helper line")
+updates.info("update line")
+logger.info("Processed 0 message(s) since last sleep.")
+logger.info("Processed 3 message(s) since last sleep.")
+logger.info("Handling attribute")
+"""
+
+
+def test_dispatcher_logs_each_line_once_and_not_when_idle(tmp_path):
+    script = tmp_path / "zmq_dispatcher.py"
+    script.write_text(LOGGING_DISPATCHER)
+    log = tmp_path / "out.log"
+    subprocess.run(
+        [sys.executable, "-m", "dashboard_entrypoint.run_script", str(script), str(log)],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ENTRYPOINT_DIR)},
+        cwd=tmp_path,
+        check=True,
+        timeout=30,
+    )
+    lines = log.read_text().splitlines()
+    assert [line.endswith("helper line") for line in lines].count(True) == 1, lines
+    assert [line.endswith("update line") for line in lines].count(True) == 1, lines
+    assert not [line for line in lines if "Processed 0 message(s)" in line]
+    assert [line for line in lines if line.endswith("Processed 3 message(s) since last sleep.")]
+    assert [line for line in lines if line.endswith("Handling attribute")]

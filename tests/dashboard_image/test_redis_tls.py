@@ -25,10 +25,11 @@ from redis.retry import Retry
 from werkzeug.test import Client
 
 from tests.conftest import system_tool
+from tests.servers.started import wait_until_answering
 from tests.servers.tls import free_port, make_certificates
 
 from .support import ENTRYPOINT_DIR
-from .test_wsgi import FakeServer
+from .test_wsgi import FakeServer, make_application
 
 pytestmark = pytest.mark.servers
 NO_RETRY = Retry(NoBackoff(), 0)
@@ -64,16 +65,7 @@ def tls_redis(tmp_path_factory):
     probe = redis.Redis(
         host="localhost", port=port, password=password, ssl=True, ssl_ca_certs=str(pki["ca"]), socket_timeout=1
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            probe.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"redis-server did not start: {process.stdout.read().decode()[-2000:]}")
-            time.sleep(0.05)
+    wait_until_answering(process, probe.ping, (redis.exceptions.ConnectionError,), "redis-server")
     probe.close()
     yield {"port": port, "password": password, "ca": pki["ca"], "process": process}
     process.terminate()
@@ -194,7 +186,7 @@ def test_healthz_against_real_redis(tls_redis, monkeypatch):
         getint = get
 
     assert wsgi.redis_ping(Cfg())() is True
-    response = Client(wsgi.make_application(FakeServer(), ping=wsgi.redis_ping(Cfg()))).get("/healthz")
+    response = Client(make_application(FakeServer(), ping=wsgi.redis_ping(Cfg()))).get("/healthz")
     assert (response.status_code, response.data) == (200, b"ok\n")
 
 

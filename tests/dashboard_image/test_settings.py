@@ -70,7 +70,7 @@ def test_image_layout_defaults():
         ({"DASHBOARD_RANKING_FILE": "/nonexistent.cfg"}, "DASHBOARD_RANKING_FILE points to /nonexistent.cfg"),
         ({"DASHBOARD_PORT": "80"}, "DASHBOARD_PORT must be between 1024 and 65535"),
         ({"DASHBOARD_PORT": "tcp://10.0.0.1:8001"}, "enableServiceLinks: false"),
-        ({"DASHBOARD_WEB_THREADS": "0"}, "DASHBOARD_WEB_THREADS must be between 1 and 1000"),
+        ({"DASHBOARD_WEB_THREADS": "5"}, "DASHBOARD_WEB_THREADS must be between 6 and 1000"),
         # Authentication cannot be switched off or weakened through the environment: such variables are refused.
         ({"DASHBOARD_AUTH_ENABLED": "false"}, "unknown environment variable DASHBOARD_AUTH_ENABLED"),
         ({"DASHBOARD_SSL_VERIFY": "false"}, "unknown environment variable DASHBOARD_SSL_VERIFY"),
@@ -116,5 +116,6 @@ def test_optional_values(env, tmp_path):
 
 
 def test_unrelated_variables_are_ignored(env):
-    env.update(PATH="/usr/bin", MISP_DASHBOARD_SERVICE_HOST="10.0.0.1", HOME="/tmp")
-    settings.load(env)
+    expected = settings.load(env)
+    env.update(PATH="/usr/bin", MISP_DASHBOARD_SERVICE_HOST="10.0.0.1", HOME="/tmp", XDASHBOARD_PORT="1")
+    assert settings.load(env) == expected  # only DASHBOARD_* names are read, and only known ones accepted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from dashboard_entrypoint import launcher, settings, wsgi
+from dashboard_entrypoint import launcher, sessions, settings, wsgi
 from flask import Flask, redirect, request
 from werkzeug.test import Client
 
@@ -19,6 +19,21 @@ cfg = configparser.ConfigParser()
 cfg.read(configfile)
 app = Flask(__name__)
 app.config.update(SECRET_KEY=cfg.get("Auth", "session_secret"))
+auth_host = cfg.get("Auth", "misp_fqdn")
+auth_ssl_verify = cfg.getboolean("Auth", "ssl_verify")
+
+
+class User:
+    def __init__(self, id, password):
+        self.id, self.password = id, password
+
+
+def login_user(user):
+    return True
+
+
+def logout_user():
+    return True
 
 
 class LoginManager:
@@ -59,10 +74,18 @@ class FakeServer:
         self.app = fake_app()
         self.login_manager = type("LoginManager", (), {"session_protection": "strong"})()
         self.app.login_manager = self.login_manager
+        self.User = type("User", (), {})
+        self.login_user = self.logout_user = lambda *args: True
+
+
+def make_application(server: FakeServer, ping) -> wsgi.HealthCheck:
+    """The wrapper as gunicorn gets it; the session store is never reached by these requests (no login)."""
+    store = sessions.SessionStore(None, sessions.SessionPolicy(max_age_seconds=60), "https://misp.test", verify=True)
+    return wsgi.make_application(server, ping=ping, store=store)
 
 
 def test_healthz_answers_from_redis_ping():
-    client = Client(wsgi.make_application(FakeServer(), ping=lambda: True))
+    client = Client(make_application(FakeServer(), ping=lambda: True))
     response = client.get("/healthz")
     assert (response.status_code, response.data) == (200, b"ok\n")
     assert response.headers["Cache-Control"] == "no-store"
@@ -72,15 +95,25 @@ def test_healthz_answers_from_redis_ping():
     assert client.post("/healthz").status_code == 405
 
 
+def test_livez_answers_without_redis():
+    pings = []
+    client = Client(make_application(FakeServer(), ping=lambda: pings.append(1)))
+    response = client.get("/livez")
+    assert (response.status_code, response.data) == (200, b"ok\n")
+    assert "Set-Cookie" not in response.headers
+    assert pings == []  # a Redis failover must not fail liveness
+    assert client.post("/livez").status_code == 405
+
+
 @pytest.mark.parametrize("ping", [lambda: False, lambda: (_ for _ in ()).throw(ConnectionError("down"))])
 def test_healthz_is_503_when_redis_does_not_answer(ping):
-    response = Client(wsgi.make_application(FakeServer(), ping=ping)).get("/healthz")
+    response = Client(make_application(FakeServer(), ping=ping)).get("/healthz")
     assert (response.status_code, response.data) == (503, b"redis unavailable\n")
 
 
 def test_everything_else_goes_to_the_app_behind_proxyfix():
     pings = []
-    client = Client(wsgi.make_application(FakeServer(), ping=lambda: pings.append(1)))
+    client = Client(make_application(FakeServer(), ping=lambda: pings.append(1)))
     assert client.get("/").status_code == 302  # upstream's routes keep their own login_required
     headers = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
     seen = client.get("/whoami", headers=headers, environ_base={"REMOTE_ADDR": "10.0.3.4"}).json
@@ -90,7 +123,7 @@ def test_everything_else_goes_to_the_app_behind_proxyfix():
 
 def test_session_protection_is_basic():
     server = FakeServer()
-    wsgi.make_application(server, ping=lambda: True)
+    make_application(server, ping=lambda: True)
     assert server.app.config["SESSION_PROTECTION"] == "basic"  # what flask-login reads first
     assert server.login_manager.session_protection == "basic"
 

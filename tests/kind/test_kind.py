@@ -76,12 +76,14 @@ def test_every_application_secret_is_made(cluster, made):
     variables = kind.cluster_vars(cluster.config)
     for spec in naming.SECRETS:
         values = generated.secrets[spec.name(variables.secrets_prefix)]
-        assert set(values) == set(spec.keys)
-        if not spec.operator_supplied:
+        assert set(values) - {kind.ADMIN_KEY} == set(spec.keys)
+        if not spec.starts_empty:
             assert all(values.values()), spec.suffix
     assert (
         generated.secrets[naming.RDS_CA.name(variables.secrets_prefix)]["bundle"] == generated.authority.cert.decode()
     )
+    app = generated.secrets[naming.MISP_APP.name(variables.secrets_prefix)]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", app[kind.ADMIN_KEY]), "kind only: the admin's API key for the workflow"
     master = generated.secrets[variables.db_master_secret_arn]
     assert master["username"] == kind.DATABASE_MASTER_USER and len(master["password"]) >= 20
     again, _ = kind.generate_all(variables, fake_gpg_key, "")
@@ -100,12 +102,29 @@ def test_what_is_applied_is_schema_valid(cluster, made):
     assert custom_errors(broken), "the store model refuses unknown fields"
 
 
-def test_the_store_answers_every_property_as_the_fake_provider_does(cluster, made):
+def test_the_store_answers_every_externalsecret_of_the_kind_trees(made, real_report):
+    """Every remoteRef of the kind trees, looked up as External Secrets' fake provider does (``key`` is an
+    entry's key, ``property`` a gjson path into its JSON value; providers/v1/fake), finds a value."""
     generated, _ = made
-    store = kind.secret_store(generated)
-    assert store["metadata"]["name"] == naming.SECRET_STORE
-    entries = {entry["key"]: json.loads(entry["value"]) for entry in store["spec"]["provider"]["fake"]["data"]}
-    assert entries == generated.secrets
+    entries = {
+        e["key"]: json.loads(e["value"]) for e in kind.secret_store(generated)["spec"]["provider"]["fake"]["data"]
+    }
+    operator_supplied = {spec.suffix for spec in naming.SECRETS if spec.starts_empty}
+    looked_up = 0
+    for tree in real_report.applied_trees("kind"):
+        for resource in tree.tree.of_kind("ExternalSecret"):
+            for item in resource.spec.get("data") or []:
+                key, prop = item["remoteRef"]["key"], item["remoteRef"]["property"]
+                assert key in entries, f"{resource.name}: the store has no {key}"
+                assert prop in entries[key], f"{resource.name}: {key} has no {prop}"
+                if not any(key.endswith(f"/{suffix}") for suffix in operator_supplied):
+                    assert entries[key][prop], f"{resource.name}: {key} {prop} is empty"
+                looked_up += 1
+            for item in resource.spec.get("dataFrom") or []:
+                key = item["extract"]["key"]
+                assert isinstance(entries.get(key), dict) and all(entries[key].values()), key
+                looked_up += 1
+    assert looked_up >= 8, "the kind trees' ExternalSecrets were found"
 
 
 def test_before_flux_holds_cluster_vars_the_data_passwords_and_the_trust_bundle(cluster, made):
@@ -124,15 +143,39 @@ def test_before_flux_holds_cluster_vars_the_data_passwords_and_the_trust_bundle(
         "DASHBOARD_REDIS_PASSWORD": generated.secrets[naming.DASHBOARD_REDIS.name(prefix)]["auth_token"],
     }
     for namespace in kind.STORE_NAMESPACES:
-        trust = decoded(objects[("Secret", namespace, kind.TRUST_SECRET)])[kind.TRUST_BUNDLE_KEY]
-        assert trust.startswith("PUBLIC CAS\n") and generated.authority.cert.decode() in trust
+        trust = decoded(objects[("Secret", namespace, kind.TRUST_SECRET)])
+        assert trust[kind.TRUST_BUNDLE_KEY].startswith("PUBLIC CAS\n")
+        assert generated.authority.cert.decode() in trust[kind.TRUST_BUNDLE_KEY]
+        assert trust[kind.TRUST_CA_KEY] == generated.authority.cert.decode(), "one CA, for update-ca-certificates"
+    assert ("Namespace", None, kind.PROBE_NAMESPACE) in objects
+
+
+def test_misp_core_gets_the_ca_where_update_ca_certificates_reads_it(real_report):
+    """misp-docker 6d915d5 core/files/configure_misp.sh runs update-ca-certificates at every start, which
+    rebuilds /etc/ssl/certs/ca-certificates.crt from /usr/local/share/ca-certificates/*.crt: nothing may
+    be mounted over the bundle it writes."""
+    found = 0
+    for tree in real_report.applied_trees("kind"):
+        for resource in tree.tree.of_kind("Deployment"):
+            pod = resource.obj["spec"]["template"]["spec"]
+            trust = {
+                v["name"] for v in pod.get("volumes", []) if v.get("secret", {}).get("secretName") == kind.TRUST_SECRET
+            }
+            for item in pod["containers"]:
+                for mount in item.get("volumeMounts", []):
+                    assert not mount["mountPath"].startswith("/etc/ssl/certs"), (resource.name, mount)
+                    if item["name"] == "misp-core" and mount["name"] in trust:
+                        assert re.fullmatch(r"/usr/local/share/ca-certificates/[\w-]+\.crt", mount["mountPath"])
+                        assert mount["subPath"] == kind.TRUST_CA_KEY
+                        found += 1
+    assert found == 2, "the web and workers pods' misp-core"
 
 
 def test_the_data_servers_certificate_verifies_for_every_service_name(made):
     generated, _ = made
     authority = x509.load_pem_x509_certificate(generated.authority.cert)
     leaf = x509.load_pem_x509_certificate(generated.server.cert)
-    for host in (kind.DATABASE_HOST, kind.MISP_REDIS_HOST, kind.DASHBOARD_REDIS_HOST):
+    for host in (kind.DATABASE_HOST, kind.MISP_REDIS_HOST, kind.DASHBOARD_REDIS_HOST, kind.LOAD_BALANCER_HOST):
         verifier = PolicyBuilder().store(Store([authority])).build_server_verifier(x509.DNSName(host))
         verifier.verify(leaf, [])
     verifier = PolicyBuilder().store(Store([authority])).build_server_verifier(x509.DNSName("misp.kind.test"))
@@ -140,14 +183,17 @@ def test_the_data_servers_certificate_verifies_for_every_service_name(made):
         verifier.verify(leaf, [])
 
 
-def test_the_data_services_are_the_endpoints_in_cluster_vars():
+def test_the_data_services_are_the_endpoints_in_cluster_vars(real_report, cluster):
     services = {
-        f"{d['metadata']['name']}.{kind.DATA_NAMESPACE}.svc.cluster.local"
-        for path in (repository_root() / "clusters" / "kind" / "data").glob("*.yaml")
-        for d in yaml.safe_load_all(path.read_text())
-        if d and d["kind"] == "Service"
+        f"{r.name}.{r.namespace}.svc.cluster.local"
+        for tree in real_report.applied_trees("kind")
+        for r in tree.tree.of_kind("Service")
+        if r.namespace == kind.DATA_NAMESPACE
     }
-    assert services == {kind.DATABASE_HOST, kind.MISP_REDIS_HOST, kind.DASHBOARD_REDIS_HOST}
+    assert services == set(kind.SERVER_HOSTS)
+    variables = kind.cluster_vars(cluster.config)
+    assert {variables.db_endpoint, variables.misp_redis_endpoint, variables.dashboard_redis_endpoint} < services
+    assert variables.misp_hostname in services, "MISP's hostname is the load balancer stand-in's Service"
 
 
 @pytest.mark.servers
@@ -214,20 +260,17 @@ def _workflow() -> dict[str, Any]:
     return yaml.safe_load(E2E_WORKFLOW.read_text())
 
 
-def test_the_workflow_waits_for_every_kustomization_in_dependency_order(real_report):
-    items = real_report.kustomizations["kind"]
-    names = [k.name for k in items if k.name != "flux-system"]
-    waited = _workflow()["env"]["KUSTOMIZATIONS"].split()
-    assert sorted(waited) == sorted(names)
-    position = {name: index for index, name in enumerate(waited)}
-    for item in items:
-        for dependency, _namespace in item.depends_on:
-            assert position[dependency] < position[item.name], f"{item.name} waits before {dependency}"
-
-
 def test_every_kind_kustomization_applies_a_kind_overlay(real_report):
     for item in real_report.kustomizations["kind"]:
         assert "/kind" in item.path, f"{item.name} applies {item.path}, which needs AWS"
+
+
+def test_nothing_in_kind_needs_efs(real_report):
+    """No EFS in kind: the volume misp-files and its claim go, so no pod waits for an EFS mount."""
+    for tree in real_report.applied_trees("kind"):
+        for item in tree.tree:
+            assert "efs.csi.aws.com" not in json.dumps(item.obj), f"{tree.tree.path}: {item.kind} {item.name}"
+            assert item.kind not in ("PersistentVolume", "PersistentVolumeClaim"), f"{item.kind} {item.name}"
 
 
 def test_the_workflow_applies_what_main_writes_and_names_the_cluster(cluster):

@@ -87,10 +87,29 @@ def test_web_probes(report):
     assert_finds(dashboard.web(report), "readinessProbe", "/healthz")
 
 
-def test_web_liveness(report):
+@pytest.mark.parametrize(
+    "probe", [None, {"tcpSocket": {"port": "http"}}, {"httpGet": {"path": "/healthz", "port": "http"}}]
+)
+def test_web_liveness(report, probe):
     deployment = obj(report, "prod", "misp-dashboard", "Deployment", "misp-dashboard-web")
-    deployment["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe")
-    assert_finds(dashboard.web(report), "livenessProbe", "needs one")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = probe
+    assert_finds(dashboard.web(report), "livenessProbe", "HTTP probe of /livez")
+
+
+def test_subscriber_liveness(report):
+    deployment = obj(report, "prod", "misp-dashboard", "Deployment", "misp-dashboard-zmq")
+    subscriber = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["args"] == ["subscriber"])
+    subscriber.pop("livenessProbe")
+    assert_finds(dashboard.zeromq(report), "livenessProbe", "the subscriber needs the image's healthcheck")
+
+
+@pytest.mark.parametrize("text", ["Cadet's", 'The "Admiral"', "back\\slash", "<b>bold</b>"])
+def test_gamification_texts_that_break_the_contributors_page(report, text):
+    data = gamification(report)
+    ranking = data["ranking.cfg"]
+    title = next(line for line in ranking.splitlines() if line.startswith("1 ="))
+    data["ranking.cfg"] = ranking.replace(title, f"1 = {text}", 1)
+    assert_finds(dashboard.gamification(report), "[rankTitle] 1", "breaks the contributors page")
 
 
 def test_ingress_like_misps(report):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
+from misp_eks.cluster_vars import ClusterVars
+from misp_eks.environment import parse_model
 from misp_eks.policies import misp, workloads
+from misp_eks.problems import UserError
+from misp_eks.settings import Settings
 from misp_eks.validate.resources import Resource
-from tests.policies.conftest import assert_finds, container, env_var, obj
+from tests.policies.conftest import assert_finds, cluster, container, env_var, obj
 
 
 def web(report):
@@ -40,7 +45,7 @@ def test_web_tier_pdb(report):
     assert_finds(misp.web_tier(report), "PodDisruptionBudget")
 
 
-@pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe", "livenessProbe"])
+@pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe"])
 def test_web_tier_heartbeat_probes(report, probe):
     container(web(report), "misp-core")[probe]["httpGet"]["path"] = "/users/login"
     assert_finds(misp.web_tier(report), probe, "/users/heartbeat")
@@ -220,3 +225,325 @@ def test_misp_app_holds_only_variables_misp_core_reads():
     """misp-app reaches misp-core whole (envFrom), so its keys are checked here rather than in the manifests."""
     assert not set(misp.MISP_APP.keys) & set(misp.FORBIDDEN_ENV)
     assert all(misp._env_known(name) for name in misp.MISP_APP.keys)
+
+
+def test_web_liveness_needs_no_free_php_child(report):
+    container(web(report), "misp-core")["livenessProbe"] = {"httpGet": {"path": "/users/heartbeat", "port": 8080}}
+    assert_finds(misp.web_tier(report), "livenessProbe", "free PHP child")
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "listen = 127.0.0.1:9002",
+        "listen.allowed_clients = 127.0.0.1",
+        "php_admin_value[redis.session.locking_enabled] = 1",
+    ],
+)
+def test_hook_hardens_php_fpm(report, needle):
+    config_map = _scripts(report, "misp-backend", "misp-workers-scripts")
+    config_map.obj["data"]["customize_misp.sh"] = config_map.obj["data"]["customize_misp.sh"].replace(needle, "")
+    assert_finds(misp.hook_and_zeromq(report), "misp-workers-scripts", needle)
+
+
+def _pre_stop(deployment, name="misp-core"):
+    return container(deployment, name)["lifecycle"]["preStop"]["exec"]["command"]
+
+
+def test_graceful_stop_is_the_stop_script(report):
+    container(web(report), "misp-core")["lifecycle"] = {"preStop": {"sleep": {"seconds": 20}}}
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-web", "lifecycle.preStop", "stop-misp.sh")
+
+
+def test_graceful_stop_fits_the_grace_period(report):
+    workers(report)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 120
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-workers", "terminationGracePeriodSeconds", "165s")
+
+
+def test_graceful_stop_counts_every_budget(report):
+    _pre_stop(web(report))[4] = "90"  # php-fpm's drain outgrows the grace period
+    found = list(misp.graceful_stop(report))
+    assert_finds(found, "Deployment misp/misp-web", "terminationGracePeriodSeconds")
+    assert_finds(found, "Deployment misp/misp-web", "process_control_timeout", "90s")
+
+
+def test_graceful_stop_pauses_for_the_load_balancer(report):
+    _pre_stop(web(report))[2] = "0"
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-web", "load balancer")
+
+
+def test_graceful_stop_lets_jobs_finish(report):
+    _pre_stop(workers(report))[3] = "0"
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-workers", "JOBS")
+
+
+def test_graceful_stop_needs_the_script_mounted(report):
+    volumes = workers(report)["spec"]["template"]["spec"]["volumes"]
+    hook = next(v for v in volumes if v["name"] == "hook")
+    hook["configMap"]["items"] = [i for i in hook["configMap"]["items"] if i["path"] != "stop-misp.sh"]
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-workers", "stop-misp.sh")
+
+
+def test_graceful_stop_of_php_fpm_needs_its_timeout(report):
+    config_map = _scripts(report, "misp-web", "misp-web-scripts")
+    hook = config_map.obj["data"]["customize_misp.sh"]
+    config_map.obj["data"]["customize_misp.sh"] = hook.replace(
+        "process_control_timeout = 60", "process_control_timeout = 0"
+    )
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-web", "process_control_timeout")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["/bin/sh", "-c", "sleep 20; nginx -s stop"],
+        ["/bin/sh", "-c", "sleep 5; nginx -s quit"],
+    ],
+)
+def test_graceful_stop_of_nginx(report, command):
+    container(web(report), "nginx")["lifecycle"]["preStop"]["exec"]["command"] = command
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-web", "nginx -s quit")
+
+
+def test_graceful_stop_of_nginx_is_bounded(report):
+    config_map = _scripts(report, "misp-web", "misp-nginx")
+    conf = config_map.obj["data"]["nginx.conf"]
+    config_map.obj["data"]["nginx.conf"] = conf.replace("worker_shutdown_timeout 60s;", "worker_shutdown_timeout 300s;")
+    assert_finds(misp.graceful_stop(report), "Deployment misp/misp-web", "worker_shutdown_timeout")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PHP_FCGI_CHILDREN", "3"), ("PHP_MEMORY_LIMIT", "3G"), ("PHP_FCGI_CHILDREN", None)]
+)
+def test_php_children_fit_the_memory_limit(report, name, value):
+    for deployment in (web(report), workers(report)):
+        core = container(deployment, "misp-core")
+        if value is None:  # the image's default then applies: 2048M
+            core["env"] = [e for e in core["env"] if e["name"] != name]
+        else:
+            env_var(core, name)["value"] = value
+    assert_finds(misp.php_sizing(report), "Deployment misp/misp-web", "resources.limits.memory", "exceeds")
+
+
+def test_php_memory_limit_is_misps_recommendation(report):
+    env_var(container(web(report), "misp-core"), "PHP_MEMORY_LIMIT")["value"] = "1024M"
+    assert_finds(misp.php_sizing(report), "Deployment misp/misp-web", "PHP_MEMORY_LIMIT", "recommended 2048M")
+
+
+def test_web_pods_request_what_php_fpm_may_use(report):
+    container(web(report), "misp-core")["resources"]["requests"]["memory"] = "1Gi"
+    assert_finds(misp.php_sizing(report), "Deployment misp/misp-web", "requests.memory", "request the memory limit")
+
+
+def test_web_pods_fit_a_staging_node(report):
+    resources = container(obj(report, "staging", "misp-web", "Deployment", "misp-web"), "misp-core")["resources"]
+    resources["requests"]["memory"] = resources["limits"]["memory"] = "8Gi"  # an m7i.large has 8 GiB in all
+    assert_finds(misp.node_fit(report), "Deployment misp/misp-web", "a node has")
+
+
+def test_all_pods_fit_the_largest_cluster(report):
+    # Six web pods of 5 GiB: one per m7i.large, on the five of six nodes left beside the controllers.
+    obj(report, "staging", "misp-web", "HorizontalPodAutoscaler", "misp-web")["spec"]["minReplicas"] = 6
+    assert_finds(misp.node_fit(report), "Deployment misp/misp-", "no room left")
+
+
+def test_node_types_must_be_known(report):
+    cluster(report, "staging", lambda c: [g.update(instanceTypes=["x9.huge"]) for g in c["managedNodeGroups"]])
+    assert_finds(misp.node_fit(report), "clusters/staging", "x9.huge")
+
+
+def test_php_memory_limit_must_be_countable(report):
+    env_var(container(web(report), "misp-core"), "PHP_MEMORY_LIMIT")["value"] = "-1"
+    assert_finds(misp.php_sizing(report), "Deployment misp/misp-web", "countable")
+
+
+def test_the_shared_volume_is_seeded_by_the_init_container(report):
+    prepare = next(c for c in web(report)["spec"]["template"]["spec"]["initContainers"] if c["name"] == "prepare")
+    prepare["volumeMounts"] = [m for m in prepare["volumeMounts"] if m["name"] != "misp-files"]
+    assert_finds(misp.shared_files(report), "Deployment misp/misp-web", "initContainers", "/misp-files")
+
+
+def test_the_seed_covers_every_shared_directory(report):
+    config_map = _scripts(report, "misp-backend", "misp-workers-scripts")
+    script = config_map.obj["data"]["prepare-pod.sh"]
+    config_map.obj["data"]["prepare-pod.sh"] = script.replace(" terms)", ")")
+    assert_finds(misp.shared_files(report), "Deployment misp/misp-workers", "prepare-pod.sh must seed")
+
+
+def test_the_entrypoint_never_copies_over_the_shared_volume(report):
+    core = container(workers(report), "misp-core")
+    core["command"][-1] = core["command"][-1].replace("touch /var/www/MISP/app/files/INIT && ", "")
+    assert_finds(misp.shared_files(report), "Deployment misp/misp-workers", "command", "INIT")
+
+
+@pytest.mark.parametrize("path", misp.MISP_DATA_PATHS)
+def test_every_kept_file_is_on_the_shared_volume(report, path):
+    core = container(workers(report), "misp-core")
+    core["volumeMounts"] = [m for m in core["volumeMounts"] if m["mountPath"] != path]
+    assert_finds(misp.shared_files(report), "Deployment misp/misp-workers", path)
+
+
+def test_the_shared_volume_is_the_claim(report):
+    volumes = web(report)["spec"]["template"]["spec"]["volumes"]
+    next(v for v in volumes if v["name"] == "misp-files").update(persistentVolumeClaim=None, emptyDir={})
+    del next(v for v in volumes if v["name"] == "misp-files")["persistentVolumeClaim"]
+    assert_finds(misp.shared_files(report), "Deployment misp/misp-web", "/var/www/MISP/app/files/img/orgs")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [("accessModes", ["ReadWriteOnce"], "ReadWriteMany"), ("storageClassName", "gp3", "efs")],
+)
+def test_the_shared_claim(report, field, value, fragment):
+    obj(report, "prod", "misp-backend", "PersistentVolumeClaim", "misp-files")["spec"][field] = value
+    assert_finds(misp.shared_files(report), "PersistentVolumeClaim misp/misp-files", fragment)
+
+
+def test_the_shared_claim_exists(report):
+    tree = report.applied("prod", "misp-backend")
+    tree.resources = [r for r in tree.resources if r.kind != "PersistentVolumeClaim"]
+    assert_finds(misp.shared_files(report), "clusters/prod", "misp-files")
+
+
+def test_every_empty_dir_is_sized(report):
+    volumes = web(report)["spec"]["template"]["spec"]["volumes"]
+    next(v for v in volumes if v["name"] == "tmp")["emptyDir"] = {}
+    assert_finds(misp.bounded_storage(report), "Deployment misp/misp-web", "emptyDir", "sizeLimit")
+
+
+@pytest.mark.parametrize("name", ["misp-core", "nginx"])
+def test_every_container_bounds_its_disk(report, name):
+    del container(web(report), name)["resources"]["limits"]["ephemeral-storage"]
+    assert_finds(misp.bounded_storage(report), "Deployment misp/misp-web", "resources.limits", "ephemeral-storage")
+
+
+@pytest.mark.parametrize("path", misp.BOUNDED_PATHS)
+def test_logs_and_feed_cache_are_bounded(report, path):
+    core = container(workers(report), "misp-core")
+    core["volumeMounts"] = [m for m in core["volumeMounts"] if m["mountPath"] != path]
+    assert_finds(misp.bounded_storage(report), "Deployment misp/misp-workers", path)
+
+
+def test_email_mode_comes_from_cluster_vars(report):
+    env_var(container(workers(report), "misp-core"), "MISP_EKS_EMAIL")["value"] = "enabled"
+    assert_finds(misp.email_off(report), "Deployment misp/misp-workers", "misp_email_delivery")
+
+
+def test_email_mode_is_substituted_not_written_out(report):
+    """`value: disabled` in git renders as the example does, but substitutes nothing."""
+    tree = next(t for t in report.applied_trees("prod") if t.kustomization and t.kustomization.name == "misp-web")
+    assert "misp_email_delivery" in tree.variables_used
+    tree.variables_used.discard("misp_email_delivery")
+    assert_finds(misp.email_off(report), "clusters/prod", "misp-web", "${misp_email_delivery}")
+
+
+def test_cluster_vars_take_only_the_modes_the_pods_know():
+    with pytest.raises(ValueError, match="misp_email_delivery"):
+        ClusterVars(**{**ClusterVars.example().model_dump(), "misp_email_delivery": "enabled"})
+
+
+def test_the_email_queue_keeps_a_worker(report):
+    for deployment in (web(report), workers(report)):
+        env_var(container(deployment, "misp-core"), "NUM_WORKERS_EMAIL")["value"] = "0"
+    assert_finds(misp.email_off(report), "Deployment misp/misp-workers", "NUM_WORKERS_EMAIL")
+
+
+def test_email_relay_is_never_mail(report):
+    core = container(web(report), "misp-core")
+    core["env"] = [e for e in core["env"] if e["name"] != "SMTP_FQDN"]
+    assert_finds(misp.email_off(report), "Deployment misp/misp-web", "SMTP_FQDN")
+
+
+def test_email_off_disables_emailing_in_misp(report):
+    config_map = _scripts(report, "misp-web", "misp-web-scripts")
+    hook = config_map.obj["data"]["customize_misp.sh"]
+    config_map.obj["data"]["customize_misp.sh"] = hook.replace("setting MISP.disable_emailing true", "true")
+    assert_finds(misp.email_off(report), "Deployment misp/misp-web", "MISP.disable_emailing")
+
+
+def test_http_feeds_from_the_workers(report):
+    tree = report.applied("prod", "misp-backend")
+    tree.resources = [r for r in tree.resources if r.name != "misp-workers-feeds"]
+    assert_finds(misp.plain_http_feeds(report), "Deployment misp/misp-workers", "port 80")
+
+
+def test_an_egress_rule_without_peers_reaches_everywhere(report):
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-workers-feeds")
+    policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "web"
+    del policy["spec"]["egress"][0]["to"]
+    assert_finds(misp.plain_http_feeds(report), "Deployment misp/misp-web", "HTTPS only")
+
+
+def test_no_plain_http_from_web_pods(report):
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-workers-feeds")
+    policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "web"
+    assert_finds(misp.plain_http_feeds(report), "Deployment misp/misp-web", "HTTPS only")
+
+
+def test_email_switch_is_off_and_reaches_cluster_vars(repo):
+    """settings.yaml email.enabled, handed to the pods as cluster-vars' misp_email_delivery (disabled or
+    ses), whose example value the policies above check the manifests against."""
+    where = "clusters/prod/settings.yaml"
+    data = yaml.safe_load((repo / where).read_text())
+    settings = parse_model(Settings, data, where, "settings")
+    assert settings.email.enabled is False
+    assert settings.email.delivery == ClusterVars.example().misp_email_delivery == "disabled"
+    data["email"] = {"enabled": True}
+    assert parse_model(Settings, data, where, "settings").email.delivery == "ses"
+    data["email"] = {"enabled": True, "domain": "example.net"}
+    with pytest.raises(UserError) as raised:
+        parse_model(Settings, data, where, "settings")
+    assert where in str(raised.value.problem) and "email.domain: example.net is not" in str(raised.value.problem)
+    data["email"] = {"enabled": True, "relay": "mail"}
+    with pytest.raises(UserError) as raised:
+        parse_model(Settings, data, where, "settings")
+    assert raised.value.problem.field == "email.relay"
+    del data["email"]
+    assert parse_model(Settings, data, where, "settings").email.delivery == "disabled"  # off unless said
+
+
+def test_the_load_balancer_waits_for_the_drain(report):
+    annotations = obj(report, "prod", "misp-web", "Ingress", "misp")["metadata"]["annotations"]
+    annotations["alb.ingress.kubernetes.io/target-group-attributes"] = "deregistration_delay.timeout_seconds=30"
+    assert_finds(misp.graceful_stop(report), "Ingress misp/misp", "deregistration_delay.timeout_seconds >= 80")
+
+
+def _smtp_policy(report):
+    return obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-core-smtp")
+
+
+@pytest.mark.parametrize("name", sorted(misp.SMTP_ENV))
+def test_ses_credentials_come_from_the_smtp_secret(report, name):
+    env_var(container(web(report), "misp-core"), name)["valueFrom"]["secretKeyRef"]["key"] = "auth_token"
+    assert_finds(misp.email_ses(report), "Deployment misp/misp-web", name, "misp-smtp")
+
+
+def test_ses_mode_speaks_starttls(report):
+    config_map = _scripts(report, "misp-backend", "misp-workers-scripts")
+    hook = config_map.obj["data"]["customize_misp.sh"]
+    config_map.obj["data"]["customize_misp.sh"] = hook.replace("'tls' => true", "'tls' => false")
+    assert_finds(misp.email_ses(report), "Deployment misp/misp-workers", "STARTTLS")
+
+
+@pytest.mark.parametrize("sender", ["misp-web", "misp-workers"])
+def test_both_senders_reach_ses(report, sender):
+    _smtp_policy(report)["spec"]["podSelector"]["matchExpressions"][0]["values"] = [
+        role for role in ("web", "workers") if f"misp-{role}" != sender
+    ]
+    assert_finds(misp.email_ses(report), f"Deployment misp/{sender}", "port 587")
+
+
+def test_no_other_pod_reaches_smtp(report):
+    policy = obj(report, "prod", "misp-backend", "NetworkPolicy", "misp-modules")
+    policy["spec"]["egress"][0]["ports"].append({"protocol": "TCP", "port": 587})
+    assert_finds(misp.email_ses(report), "NetworkPolicy misp/misp-modules", "not Deployment misp/misp-modules")
+
+
+def test_an_empty_pod_selector_opens_smtp_to_every_pod(report):
+    _smtp_policy(report)["spec"]["podSelector"] = {}
+    assert_finds(misp.email_ses(report), "NetworkPolicy misp/misp-core-smtp", "not Deployment misp/misp-modules")
+
+
+def test_the_repository_sends_through_ses_when_switched_on(report):
+    assert list(misp.email_ses(report)) == []
+    assert ClusterVars(**{**ClusterVars.example().model_dump(), "misp_email_delivery": "ses"})

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from misp_eks.policies import platform
+from misp_eks.validate.resources import Resource
 from tests.policies.conftest import assert_finds, cluster, obj
 
 
@@ -272,3 +273,146 @@ def test_secret_store_reads_this_regions_secrets_manager(report, change):
         change
     )
     assert_finds(platform.namespaces_and_network(report), "ClusterSecretStore aws-secrets-manager", "region")
+
+
+# MISP's shared files: the EFS CSI add-on without any identity, and the static volume misp-files.
+
+
+def _efs_addon(data):
+    return next(a for a in data["addons"] if a["name"] == "aws-efs-csi-driver")
+
+
+CONTROLLER = {
+    "serviceAccountName": "efs-csi-controller-sa",
+    "permissionPolicyARNs": ["arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"],
+}
+
+
+def test_the_efs_csi_driver_has_no_identity(report):
+    for env in ("prod", "staging"):
+        addon = report.environments[env].cluster.addon("aws-efs-csi-driver")
+        assert addon is not None and not addon.podIdentityAssociations
+    assert [str(item) for item in platform.identity_model(report) if "aws-efs-csi-driver" in str(item)] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda d: _efs_addon(d).update(podIdentityAssociations=[CONTROLLER]),
+            ("podIdentityAssociations[0]", "efs-csi-controller-sa needs no AWS access"),
+        ),
+        (
+            lambda d: _efs_addon(d).update(
+                podIdentityAssociations=[{**CONTROLLER, "serviceAccountName": "efs-csi-node-sa"}]
+            ),
+            ("podIdentityAssociations[0]", "efs-csi-node-sa needs no AWS access"),
+        ),
+        (
+            lambda d: _efs_addon(d).update(useDefaultPodIdentityAssociations=True),
+            ("useDefaultPodIdentityAssociations", "needs no AWS access"),
+        ),
+    ],
+)
+def test_efs_csi_driver_identity(report, change, fragments):
+    cluster(report, "prod", change)
+    assert_finds(platform.identity_model(report), "clusters/prod/cluster.yaml", "aws-efs-csi-driver", *fragments)
+
+
+def test_efs_csi_driver_is_required(report):
+    cluster(report, "prod", lambda d: d.update(addons=[a for a in d["addons"] if a["name"] != "aws-efs-csi-driver"]))
+    assert_finds(platform.cluster_settings(report), "clusters/prod/cluster.yaml", "needs the aws-efs-csi-driver")
+
+
+def test_staging_keeps_the_add_on_identities_of_prod(report):
+    cluster(report, "staging", lambda d: _efs_addon(d).update(podIdentityAssociations=[CONTROLLER]))
+    assert_finds(platform.same_shape(report), "clusters/staging/cluster.yaml", "add-on identities")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.update(useDefaultPodIdentityAssociations=True), "not both"),
+        # eksctl validateAddonPodIdentityAssociations refuses both on an add-on's association.
+        (lambda a: a["podIdentityAssociations"][0].update(wellKnownPolicies={"efsCSIController": True}), "wellKnown"),
+        (lambda a: a["podIdentityAssociations"][0].update(tags={"team": "misp"}), "tags"),
+        (lambda a: a["podIdentityAssociations"][0].pop("permissionPolicyARNs"), "needs permissionPolicy"),
+    ],
+)
+def test_the_eksctl_model_refuses_what_eksctl_refuses_on_add_on_associations(report, change, message):
+    from pydantic import ValidationError
+
+    def declare_then_change(data):
+        _efs_addon(data)["podIdentityAssociations"] = [dict(CONTROLLER)]
+        change(_efs_addon(data))
+
+    with pytest.raises(ValidationError, match=message):
+        cluster(report, "prod", declare_then_change)
+
+
+def _files_volume(report, env="prod"):
+    return obj(report, env, "infra-configs", "PersistentVolume", "misp-files")
+
+
+def test_the_files_volume_is_the_bootstraps_access_point_for_misps_claim_only(report):
+    volume = _files_volume(report)
+    assert volume["spec"]["csi"] == {
+        "driver": "efs.csi.aws.com",
+        "volumeHandle": "efs:fs-0example00000000::fsap-0example000000000",  # cluster-vars' examples
+    }
+    assert volume["spec"]["claimRef"] == {"namespace": "misp", "name": "misp-files"}
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    claim = obj(report, "prod", "misp-backend", "PersistentVolumeClaim", "misp-files")
+    assert claim["spec"]["volumeName"] == "misp-files"
+    assert claim["spec"]["storageClassName"] == volume["spec"]["storageClassName"]
+    assert list(platform.shared_files_storage(report)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda v: v["spec"]["csi"].update(volumeHandle="efs:fs-0123456789abcdef0::fsap-0example000000000"),
+            ("spec.csi.volumeHandle", "${efs_file_system_id}", "cluster-vars"),
+        ),
+        (
+            lambda v: v["spec"]["csi"].update(volumeHandle="efs:fs-0example00000000"),  # the root, no access point
+            ("spec.csi.volumeHandle", "${efs_access_point_id}"),
+        ),
+        (lambda v: v["spec"]["csi"].update(driver="ebs.csi.aws.com"), ("spec.csi.driver", "efs.csi.aws.com")),
+        (
+            lambda v: v["spec"]["csi"].update(volumeAttributes={"encryptInTransit": "false"}),
+            ("encryptInTransit", "TLS"),
+        ),
+        (
+            lambda v: v["spec"].update(persistentVolumeReclaimPolicy="Delete"),
+            ("persistentVolumeReclaimPolicy", "Retain"),
+        ),
+        (lambda v: v["spec"].update(accessModes=["ReadWriteOnce"]), ("spec.accessModes", "ReadWriteMany")),
+        (lambda v: v["spec"].pop("claimRef"), ("spec.claimRef", "misp/misp-files")),
+        (lambda v: v["spec"]["claimRef"].update(namespace="misp-dashboard"), ("spec.claimRef", "misp/misp-files")),
+        (lambda v: v["spec"].update(storageClassName="gp3"), ("spec.storageClassName", "efs")),
+    ],
+)
+def test_shared_files_volume(report, change, fragments):
+    change(_files_volume(report))
+    assert_finds(platform.shared_files_storage(report), "PersistentVolume misp-files", *fragments)
+
+
+def test_the_claim_binds_only_the_files_volume(report):
+    obj(report, "prod", "misp-backend", "PersistentVolumeClaim", "misp-files")["spec"].pop("volumeName")
+    assert_finds(platform.shared_files_storage(report), "PersistentVolumeClaim misp/misp-files", "spec.volumeName")
+
+
+def test_no_storage_class_provisions_efs_volumes(report):
+    tree = report.applied("prod", "infra-configs")
+    volume = tree.one("PersistentVolume", "misp-files")
+    dynamic = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "efs"}}
+    tree.resources.append(Resource(obj={**dynamic, "provisioner": "efs.csi.aws.com"}, origin=volume.origin))
+    assert_finds(platform.shared_files_storage(report), "StorageClass efs", "no dynamic EFS volumes")
+
+
+def test_shared_files_volume_is_required(report):
+    tree = report.applied("staging", "infra-configs")
+    tree.resources = [r for r in tree.resources if r.kind != "PersistentVolume"]
+    assert_finds(platform.shared_files_storage(report), "clusters/staging", "no PersistentVolume misp-files")

@@ -78,3 +78,102 @@ def test_network_ingress_rules_name_peers_and_ports(report):
 def test_ingress_through_the_load_balancer_controller(report):
     obj(report, "prod", "misp-web", "Ingress", "misp")["spec"]["ingressClassName"] = "nginx"
     assert_finds(misp.ingress(report), "Ingress misp/misp", "spec.ingressClassName", "must be alb")
+
+
+def _budget(report, tree, name):
+    return obj(report, "prod", tree, "PodDisruptionBudget", name)["spec"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"maxUnavailable": 0},
+        {"maxUnavailable": "0%"},
+        {"minAvailable": 2},  # misp-modules runs two replicas
+        {"minAvailable": 3},
+        {"minAvailable": "100%"},
+        {"minAvailable": "51%"},  # 1.02 of 2 pods rounds up to 2
+    ],
+    ids=str,
+)
+def test_budget_that_allows_no_eviction(report, spec):
+    budget = _budget(report, "misp-backend", "misp-modules")
+    budget.clear()
+    budget.update(spec, selector={"matchLabels": {"app.kubernetes.io/name": "misp-modules"}})
+    assert_finds(workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-modules", "allows no eviction")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"maxUnavailable": "10%"}, {"minAvailable": "50%"}, {"minAvailable": 1}, {"maxUnavailable": 1}],
+    ids=str,
+)
+def test_budget_that_allows_an_eviction(report, spec):
+    """Percentages round up (10% of 2 pods may go: one), so these leave one pod to evict."""
+    budget = _budget(report, "misp-backend", "misp-modules")
+    budget.clear()
+    budget.update(spec, selector={"matchLabels": {"app.kubernetes.io/name": "misp-modules"}})
+    assert not [p for p in workloads.disruption_budgets(report) if "misp-modules" in str(p)]
+
+
+def test_budget_counts_the_autoscalers_minimum(report):
+    """misp-web has no replicas of its own: its HPA's minReplicas is what a budget can count on."""
+    budget = _budget(report, "misp-web", "misp-web")
+    budget.pop("maxUnavailable")
+    budget["minAvailable"] = 2
+    autoscaler = obj(report, "prod", "misp-web", "HorizontalPodAutoscaler", "misp-web")
+    assert autoscaler["spec"]["minReplicas"] == 2
+    assert_finds(workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-web", "2 pod(s)")
+    autoscaler["spec"]["minReplicas"] = 3
+    assert not [p for p in workloads.disruption_budgets(report) if "misp-web" in str(p)]
+
+
+def test_budget_counts_replicas_without_an_autoscaler(report):
+    _budget(report, "misp-backend", "misp-modules").update(maxUnavailable=None, minAvailable=2)
+    assert_finds(workloads.disruption_budgets(report), "misp-modules", "spec.minAvailable", "2 pod(s)")
+    obj(report, "prod", "misp-backend", "Deployment", "misp-modules")["spec"]["replicas"] = 3
+    assert not [p for p in workloads.disruption_budgets(report) if "misp-modules" in str(p)]
+
+
+def test_budget_with_neither_field_allows_no_eviction(report):
+    """Neither minAvailable nor maxUnavailable: the controller's expectedCount stays 0, so disruptionsAllowed 0."""
+    budget = _budget(report, "misp-backend", "misp-modules")
+    budget.clear()
+    budget["selector"] = {"matchLabels": {"app.kubernetes.io/name": "misp-modules"}}
+    assert_finds(
+        workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-modules", "spec:", "allows no eviction"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("minAvailable", "1.5%", "integer or percentage"),
+        ("maxUnavailable", "one", "integer or percentage"),
+        ("maxUnavailable", "1", "integer or percentage"),  # a string must be a percentage
+        ("minAvailable", "150%", "greater than 100%"),
+        ("maxUnavailable", -1, "greater than or equal to 0"),
+    ],
+)
+def test_budget_value_the_api_server_refuses(report, field, value, why):
+    budget = _budget(report, "misp-backend", "misp-modules")
+    budget.clear()
+    budget.update({field: value}, selector={"matchLabels": {"app.kubernetes.io/name": "misp-modules"}})
+    assert_finds(workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-modules", f"spec.{field}", why)
+
+
+def test_budget_with_both_fields(report):
+    _budget(report, "misp-backend", "misp-modules").update(minAvailable=1, maxUnavailable=1)
+    assert_finds(workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-modules", "not both")
+
+
+def test_budget_with_an_empty_selector_covers_the_whole_namespace(report):
+    """policy/v1: an empty selector selects every pod of the namespace, so this budget counts misp-web's
+    and misp-workers' pods along with misp-modules' (a Service's empty selector would select nothing)."""
+    budget = _budget(report, "misp-backend", "misp-modules")
+    budget.clear()
+    budget.update(selector={}, maxUnavailable=0)
+    found = assert_finds(workloads.disruption_budgets(report), "PodDisruptionBudget misp/misp-modules", "allows no")
+    assert "Deployment misp/misp-web" in str(found[0]) and "Deployment misp/misp-modules" in str(found[0])
+    budget.update(selector=None)  # null selects nothing: no workload, no count
+    assert not [p for p in workloads.disruption_budgets(report) if "PodDisruptionBudget misp/misp-modules" in str(p)]

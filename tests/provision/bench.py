@@ -3,8 +3,8 @@
 - :func:`plan_seconds`: ``bootstrap.py --env prod --dry-run`` as on a fresh machine (no credentials,
   so no AWS call), in a fresh interpreter each time.
 - :func:`converged_rerun_seconds`: a re-run of ``bootstrap.py --env prod --yes`` on an environment
-  that is already complete, against a moto server with the test stand-ins for eksctl, flux and
-  kubectl (tests.provision.world). The first, converging run is not timed.
+  that is already complete, against a moto server with the test stand-ins for eksctl and flux and
+  the fake Kubernetes API (tests.provision.world). The first, converging run is not timed.
 
 ``python -m tests.provision.bench`` (from the repository's root; scripts/bench runs it) prints both.
 It lives with the tests because it runs on their emulated AWS.

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 import yaml
 from moto import mock_aws
 from moto.core.responses import EmptyResult
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.rds.exceptions import DBParameterGroupNotFoundError
+from moto.rds.models import RDSBackend
+from moto.s3.models import FakeBucket
 
 from misp_eks.environment import Environment, load_environment
 from misp_eks.provision import cluster
@@ -32,7 +36,11 @@ from misp_eks.provision.gpg import GpgKey
 from misp_eks.provision.progress import PlainProgress, make_console
 from misp_eks.provision.tools import Tools
 from misp_eks.provision.waiting import Timing
-from tests.provision import emulate
+from tests.provision import crowd, emulate, engines, ses_standin
+from tests.provision.apiserver import ApiServer, Running, serve
+from tests.provision.aws_model import ModelChecker
+from tests.provision.cluster_api import report_endpoint, seed_applications
+from tests.servers.tls import make_certificates
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -54,6 +62,9 @@ _CLEARED = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "GITHUB_TOKEN",
+    # eksctl and flux would read and write the developer's kubeconfig and discovery cache
+    "KUBECONFIG",
+    "KUBECACHEDIR",
 )
 
 
@@ -106,16 +117,97 @@ def _delete_cache_subnet_group(self: ElastiCacheResponse) -> Any:
     return EmptyResult()
 
 
+def _describe_db_parameter_groups(self: RDSBackend, kwargs: dict[str, Any]) -> list[Any]:
+    """moto answers an unknown DBParameterGroupName with an empty list; RDS with DBParameterGroupNotFound
+    (botocore rds service-2.json: DescribeDBParameterGroups errors DBParameterGroupNotFoundFault)."""
+    name = kwargs.get("db_parameter_group_name")
+    if name and name not in self.db_parameter_groups:
+        raise DBParameterGroupNotFoundError(name)
+    return _ORIGINAL_DESCRIBE_PARAMETER_GROUPS(self, kwargs)
+
+
+_ORIGINAL_DESCRIBE_PARAMETER_GROUPS = RDSBackend.describe_db_parameter_groups
+
+
+# What S3 knows of every request the bootstrap and the tests make: boto3 speaks HTTPS to AWS, with
+# TLS 1.2 or later (the aws:SecureTransport and s3:TlsVersion condition keys of S3's bucket policies).
+_REQUEST_CONTEXT = {"aws:securetransport": "true", "s3:tlsversion": "1.2"}
+_CONDITIONS: dict[str, Any] = {
+    "Bool": lambda actual, wanted: actual.lower() == str(wanted).lower(),
+    "NumericLessThan": lambda actual, wanted: float(actual) < float(wanted),
+}
+
+
+def _condition_holds(condition: dict[str, dict[str, Any]]) -> bool:
+    """Every operator of a statement's Condition block, for the keys of _REQUEST_CONTEXT only: anything
+    else is an error of this emulation rather than a guess."""
+    for operator, tests in condition.items():
+        check = _CONDITIONS.get(operator)
+        if check is None:
+            raise NotImplementedError(f"bucket policy condition operator {operator} is not emulated")
+        for key, wanted in tests.items():
+            actual = _REQUEST_CONTEXT.get(key.lower())
+            if actual is None:
+                raise NotImplementedError(f"bucket policy condition key {key} is not emulated")
+            if not any(check(actual, item) for item in (wanted if isinstance(wanted, list) else [wanted])):
+                return False
+    return True
+
+
+def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:
+    """moto ignores bucket policy conditions and denies when one is unmet (FakeBucket.get_permission,
+    moto s3/models.py put_bucket_policy: "Conditions are not taken into account"); S3 applies a
+    statement only where its conditions hold (IAM policy evaluation logic)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    policy = json.loads(self.policy)
+    statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    applicable = [
+        {key: value for key, value in item.items() if key != "Condition"}
+        for item in statements
+        if _condition_holds(item.get("Condition", {}))
+    ]
+    if not applicable:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps({**policy, "Statement": applicable})).is_action_permitted(action, resource)
+
+
 def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
     import moto.settings
 
     monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 0)
     monkeypatch.setattr(ElastiCacheResponse, "delete_replication_group", _delete_replication_group)
     monkeypatch.setattr(ElastiCacheResponse, "delete_cache_subnet_group", _delete_cache_subnet_group, raising=False)
+    monkeypatch.setattr(RDSBackend, "describe_db_parameter_groups", _describe_db_parameter_groups)
+    engines.register(monkeypatch)
+    ses_standin.register(monkeypatch)
+    monkeypatch.setattr(FakeBucket, "get_permission", _bucket_permission)
 
 
 @pytest.fixture
-def moto(aws_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def model_checker(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelChecker]:
+    """Every request of the test, checked against botocore's service models (tests/provision/aws_model.py):
+    each botocore session the test creates (the bootstrap's Aws, boto3's) gets the checker."""
+    checker = ModelChecker()
+    original = botocore.session.get_session
+
+    def checked_session(*args: Any, **kwargs: Any) -> botocore.session.Session:
+        session = original(*args, **kwargs)
+        checker.attach(session.get_component("event_emitter"))
+        return session
+
+    monkeypatch.setattr(botocore.session, "get_session", checked_session)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    yield checker
+    assert checker.problems == [], "requests departing from botocore's service models"
+
+
+@pytest.fixture
+def moto(
+    aws_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, model_checker: ModelChecker
+) -> Iterator[None]:
     patch_moto_gaps(monkeypatch)
     with mock_aws():
         yield
@@ -174,6 +266,12 @@ def zone_id(moto: None) -> str:
     return str(zone["Id"].split("/")[-1])
 
 
+@pytest.fixture
+def crowded(moto: None, zone_id: str) -> crowd.Foreign:
+    """Another team's look-alike resources in the same account, region and hosted zone (tests/provision/crowd.py)."""
+    return crowd.populate_foreign(REGION, zone_id)
+
+
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
 
 
@@ -229,7 +327,7 @@ class StandIns:
 def install_standins(directory: Path, repo: Path) -> StandIns:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [str(repo), str(repo / "bootstrap")]
-    for tool in ("eksctl", "flux", "kubectl"):
+    for tool in ("eksctl", "flux"):
         script = directory / tool
         script.write_text(
             f"#!{sys.executable}\n"
@@ -263,6 +361,7 @@ class FakeTools:
     def __post_init__(self) -> None:
         self.environ.setdefault("STANDIN_STATE", str(self.workdir / "standins.json"))
         self.environ.setdefault("STANDIN_LOG", str(self.workdir / "standins.jsonl"))
+        self.environ.setdefault("HOME", str(self.workdir / "home"))  # eksctl writes ~/.kube/config unless told
 
     def require(self, spec: Any) -> Any:
         from misp_eks.provision.tools import Found
@@ -290,6 +389,8 @@ class FakeTools:
         output, errors = io.StringIO(), io.StringIO()
         patched = {**self.environ, **(env or {})}
         with pytest.MonkeyPatch.context() as patch:
+            for name in ("KUBECONFIG", "KUBECACHEDIR"):  # only the run's own, never the developer's
+                patch.delenv(name, raising=False)
             for key, value in patched.items():
                 patch.setenv(key, value)
             try:
@@ -307,8 +408,26 @@ class FakeTools:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
+HOSTS = ["misp.example.org", "misp-dashboard.example.org"]
+
+
 @pytest.fixture
-def tools(run: Run, tmp_path: Path) -> FakeTools:
+def apiserver(moto: None, tmp_path: Path) -> Iterator[Running]:
+    """The Kubernetes API of misp-prod (tests.provision.apiserver), with the applications running; EKS
+    reports its endpoint and CA. Deleted Ingresses take their load balancers with them."""
+    server = ApiServer(
+        cluster="misp-prod",
+        # what STS knows: fake_aws_environment's keys, and those mock_aws sets (moto/core/models.py)
+        secrets={"testing": "testing", "FOOBARKEY": "FOOBARSECRET"},  # pragma: allowlist secret
+        on_ingress_gone=lambda _ingress: emulate.remove_controller_leftovers(REGION, "misp-prod", None, HOSTS, "sync"),
+    )
+    seed_applications(server)
+    with serve(server, make_certificates(tmp_path / "apiserver")) as running, report_endpoint({"misp-prod": running}):
+        yield running
+
+
+@pytest.fixture
+def tools(run: Run, tmp_path: Path, apiserver: Running) -> FakeTools:
     fake = FakeTools(tmp_path, environ={"GITHUB_TOKEN": "test-token-not-real"})
     run.ctx.tools = fake  # type: ignore[assignment]
     run.ctx.environ = {**run.ctx.environ, "GITHUB_TOKEN": "test-token-not-real"}

@@ -151,16 +151,20 @@ def create_associations(config: dict[str, Any], associations: list[dict[str, Any
     return made
 
 
-def data_layer_left(region: str, vpc_id: str) -> list[str]:
-    """What would block the deletion of the VPC: databases, caches and extra security groups in it."""
+def data_layer_left(region: str, vpc_id: str, cluster: str) -> list[str]:
+    """What would block the deletion of the VPC: databases, caches and extra security groups in it.
+
+    moto's replication groups name no subnet group, so a cache counts as in the VPC by its cluster tag."""
     left = [
         f"RDS {db['DBInstanceIdentifier']}"
         for db in boto3.client("rds", region_name=region).describe_db_instances()["DBInstances"]
+        if (db.get("DBSubnetGroup") or {}).get("VpcId") == vpc_id
     ]
-    left += [
-        f"ElastiCache {group['ReplicationGroupId']}"
-        for group in boto3.client("elasticache", region_name=region).describe_replication_groups()["ReplicationGroups"]
-    ]
+    elasticache = boto3.client("elasticache", region_name=region)
+    for group in elasticache.describe_replication_groups()["ReplicationGroups"]:
+        tags = elasticache.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]
+        if {"Key": naming.CLUSTER_TAG, "Value": cluster} in tags:
+            left.append(f"ElastiCache {group['ReplicationGroupId']}")
     groups = boto3.client("ec2", region_name=region).describe_security_groups(
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
     )["SecurityGroups"]
@@ -172,7 +176,7 @@ def delete_cluster(name: str, region: str, roles: list[str]) -> None:
     """``eksctl delete cluster``: fails, as CloudFormation would, while the data layer still sits in the VPC."""
     stack = naming.eksctl_cluster_stack(name)
     vpc = stack_outputs(region, stack)["VPC"]
-    left = data_layer_left(region, vpc)
+    left = data_layer_left(region, vpc, name)
     if left:
         raise SystemExit(f"DependencyViolation: the VPC {vpc} still holds {', '.join(left)}")
     iam = boto3.client("iam", region_name=region)

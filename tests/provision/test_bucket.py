@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from misp_eks.provision import bucket
 from tests.provision.conftest import Run, mutating
@@ -78,3 +80,18 @@ def test_delete_removes_every_version(run: Run) -> None:
     s3.put_object(Bucket=BUCKET, Key="a", Body=b"2")
     bucket.delete(run.ctx)
     assert BUCKET not in [item["Name"] for item in s3.list_buckets()["Buckets"]]
+
+
+def test_the_policy_admits_tls_1_2_clients_and_a_tighter_one_would_not(run: Run) -> None:
+    # The emulated S3 sees every request as TLS 1.2, the floor the policy promises (conftest.py).
+    bucket.ensure(run.ctx)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="attachment", Body=b"x")
+    assert s3.get_object(Bucket=BUCKET, Key="attachment")["Body"].read() == b"x"
+    policy = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
+    tls = next(item for item in policy["Statement"] if item["Sid"] == "DenyOutdatedTls")
+    tls["Condition"] = {"NumericLessThan": {"s3:TlsVersion": "1.3"}}
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+    with pytest.raises(ClientError) as refused:
+        s3.get_object(Bucket=BUCKET, Key="attachment")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

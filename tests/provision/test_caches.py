@@ -46,7 +46,7 @@ def test_replication_group_fails_over_across_zones_with_tls_and_auth(run: Run, e
     assert sent["AuthToken"] == token  # the token of misp-prod/misp/redis, nothing else
     assert sent["NumCacheClusters"] == 2 and sent["PreferredCacheClusterAZs"] == ["eu-west-1a", "eu-west-1b"]
     assert sent["SecurityGroupIds"] == [
-        security_groups.find_by_name(boto3.client("ec2"), "misp-prod-caches")["GroupId"]
+        security_groups.find_owned(boto3.client("ec2"), "misp-prod", "misp-prod-caches")["GroupId"]
     ]
     assert sent["NotificationTopicArn"] == TOPIC and sent["ClusterMode"] == "disabled"
 

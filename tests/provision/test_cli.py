@@ -14,6 +14,7 @@ import pytest
 from misp_eks.provision import cli, phases
 from misp_eks.provision.aws.calls import CallLog
 from misp_eks.provision.aws.session import Aws
+from misp_eks.provision.tools import FLUX_DISTRIBUTION
 from tests.provision.conftest import StandIns, fake_aws_environment, inject_error
 
 
@@ -277,6 +278,30 @@ def test_tool_too_old_is_one_line(live: dict[str, str], standins: StandIns) -> N
     code, _, err = run_cli(["--env", "prod", "--yes", "--plain", "--only", "preflight"], live)
     assert code == 2
     assert one_line(err).startswith("error: eksctl 0.200.0 at ") and "0.222.0 or newer is needed" in err
+
+
+@pytest.mark.parametrize("claimed", ["2.8.3", "2.10.0", "3.9.4"])
+def test_a_flux_cli_of_another_minor_is_refused_naming_the_one_to_install(live: dict[str, str], claimed: str) -> None:
+    # flux bootstrap --version=v2.9.4 fails with any CLI but a 2.9.x (fluxcd/flux2 cmd/flux/version_utils.go).
+    code, _, err = run_cli(
+        ["--env", "prod", "--yes", "--plain", "--only", "preflight"], {**live, "STANDIN_FLUX_VERSION": claimed}
+    )
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(f"error: flux {claimed} at ")
+    assert line.endswith(
+        "will not do (flux bootstrap from a CLI release installs only Flux releases of the CLI's own minor, and "
+        f"the bootstrap installs Flux {FLUX_DISTRIBUTION}): install flux {FLUX_DISTRIBUTION[1:]} (any 2.9.x) from "
+        f"https://github.com/fluxcd/flux2/releases/tag/{FLUX_DISTRIBUTION}"
+    )
+
+
+def test_a_flux_cli_of_the_same_minor_will_do(live: dict[str, str]) -> None:
+    code, out, err = run_cli(
+        ["--env", "prod", "--yes", "--plain", "--only", "preflight"], {**live, "STANDIN_FLUX_VERSION": "2.9.0"}
+    )
+    assert code == 0, err
+    assert "tool flux: exists (2.9.0 at " in out
 
 
 def test_region_without_three_zones(

@@ -13,6 +13,7 @@ from misp_eks.provision.db_parameters import DbParameter, misp_parameters, plan_
 from misp_eks.provision.errors import InputError, MissingPrerequisite
 from misp_eks.provision.security_groups import Firewall
 from misp_eks.settings import Database
+from tests.provision import engines
 from tests.provision.conftest import Run, last_params, mutating
 
 MARIADB = Database(
@@ -25,7 +26,9 @@ MARIADB = Database(
 
 
 def _values(database_settings: Database) -> dict[str, str]:
-    return {item.name: item.value for item in misp_parameters(database_settings)}
+    return {
+        item.name: item.value for item in misp_parameters(database_settings.engine, database_settings.engine_version)
+    }
 
 
 def test_misp_settings_follow_mysql_recommended_settings() -> None:
@@ -46,7 +49,7 @@ def test_misp_settings_follow_mysql_recommended_settings() -> None:
         "ERROR_FOR_DIVISION_BY_ZERO",
         "NO_ENGINE_SUBSTITUTION",
     ]
-    assert all(item.source for item in misp_parameters(MARIADB))
+    assert all(item.source for item in misp_parameters(MARIADB.engine, MARIADB.engine_version))
 
 
 def test_settings_are_per_engine_and_version() -> None:
@@ -137,14 +140,18 @@ def _create(run: Run) -> database.DatabaseEndpoint:
     net = network.read(run.ctx)
     subnets = database.ensure_subnet_group(run.ctx, net)
     group = security_groups.ensure(run.ctx, net, Firewall("misp-prod-database", "db", 3306))
-    request = database.create_request(
+    parameter_group = db_parameters.converge(run.ctx)
+    return database.ensure(
         run.ctx,
-        subnet_group=subnets,
-        security_group=group,
-        parameter_group=db_parameters.converge(run.ctx),
-        monitoring_role=None,
+        lambda version: database.create_request(
+            run.ctx,
+            engine_version=version,
+            subnet_group=subnets,
+            security_group=group,
+            parameter_group=parameter_group,
+            monitoring_role=None,
+        ),
     )
-    return database.ensure(run.ctx, request)
 
 
 def test_database_is_multi_az_encrypted_protected_and_private(run: Run, eks: dict[str, Any]) -> None:
@@ -153,7 +160,11 @@ def test_database_is_multi_az_encrypted_protected_and_private(run: Run, eks: dic
     assert db["MultiAZ"] and db["StorageEncrypted"] and db["DeletionProtection"] and db["CopyTagsToSnapshot"]
     assert not db["PubliclyAccessible"]
     assert db["BackupRetentionPeriod"] == 30
-    assert db["Engine"] == "mariadb" and db["EngineVersion"] == "11.4.5" and db["DBInstanceClass"] == "db.m7g.large"
+    assert (
+        db["Engine"] == "mariadb"
+        and db["EngineVersion"] == engines.NEWEST_MARIADB_11_4
+        and db["DBInstanceClass"] == "db.m7g.large"
+    )
     assert (db["StorageType"], db["AllocatedStorage"], db["MaxAllocatedStorage"]) == ("gp3", 100, 500)
     assert db["CACertificateIdentifier"] == "rds-ca-rsa2048-g1"
     assert {subnet["SubnetAvailabilityZone"]["Name"] for subnet in db["DBSubnetGroup"]["Subnets"]} == {

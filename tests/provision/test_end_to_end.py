@@ -1,9 +1,10 @@
 """The whole bootstrap through its command line, against a moto server, with recording stand-ins.
 
 One scenario: bootstrap prod, re-run it (no mutating AWS call allowed), destroy it. The bootstrap
-runs as ``python bootstrap/bootstrap.py`` in a subprocess; eksctl, flux and kubectl are the
-stand-ins of standin.py; MISP's GPG key is made by the real gpg; the RDS CA bundle and the HTTPS
-endpoints come from local servers, the latter verified against a test CA (SSL_CERT_FILE).
+runs as ``python bootstrap/bootstrap.py`` in a subprocess, with no aws CLI on PATH; eksctl and flux
+are the stand-ins of standin.py, the cluster's Kubernetes API is tests.provision.apiserver; MISP's GPG
+key is made by the real gpg; the RDS CA bundle and the HTTPS endpoints come from local servers, the
+latter verified against a test CA (SSL_CERT_FILE).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from misp_eks import naming
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.provision.gitops import FLUX_DISTRIBUTION
-from tests.provision import emulate
+from tests.provision import cli_tables, emulate, standin
 from tests.provision.conftest import ACCOUNT, FAKE_PEM, REGION
 from tests.provision.world import CLUSTER, HOSTS, World, world
 
@@ -43,6 +44,14 @@ class Scenario:
     standins: list[dict[str, Any]]
     after_bootstrap: dict[str, Any] = field(default_factory=dict)
     after_destroy: dict[str, Any] = field(default_factory=dict)
+    operator_kube: list[str] = field(default_factory=list)
+    """What the operator's ~/.kube holds after the three runs (HOME is the world's directory)."""
+    cluster_vars: dict[str, Any] = field(default_factory=dict)
+    """The cluster-vars ConfigMap in the fake Kubernetes API after the first run."""
+    destroy_requests: list[tuple[str, str, int]] = field(default_factory=list)
+    """What the destroy run asked of the Kubernetes API: (method, path, status)."""
+    home: Path = Path()
+    """The operator's HOME in the runs."""
 
 
 def _bootstrap(world: World, calls: Path, *args: str) -> Outcome:
@@ -100,12 +109,29 @@ def scenario(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     with world(repo, work) as emulated:
         first = _bootstrap(emulated, work / "calls-1.jsonl")
         after_bootstrap = _snapshot_aws()
+        api = emulated.apis["prod"].server
+        cluster_vars = api.get(api.kind("", "v1", "configmaps"), "flux-system", "cluster-vars") or {}
         second = _bootstrap(emulated, work / "calls-2.jsonl")
         emulate.dns_records(REGION, emulated.zone_id, HOSTS)
+        api.requests.clear()
         destroy = _bootstrap(emulated, work / "calls-3.jsonl", "--destroy")
+        destroy_requests = list(api.requests)
         after_destroy = _snapshot_aws()
         invocations = emulated.standins.invocations()
-    return Scenario(first, second, destroy, invocations, after_bootstrap, after_destroy)
+    kube_dir = Path(emulated.environ["HOME"]) / ".kube"
+    operator_kube = sorted(str(path.relative_to(kube_dir)) for path in kube_dir.rglob("*")) if kube_dir.exists() else []
+    return Scenario(
+        first,
+        second,
+        destroy,
+        invocations,
+        after_bootstrap,
+        after_destroy,
+        operator_kube,
+        cluster_vars,
+        destroy_requests,
+        Path(emulated.environ["HOME"]),
+    )
 
 
 def _tools(scenario: Scenario, tool: str) -> list[list[str]]:
@@ -203,21 +229,20 @@ def test_eksctl_got_the_rendered_config(scenario: Scenario) -> None:
         item for item in scenario.standins if item["tool"] == "eksctl" and item["argv"][:2] == ["create", "cluster"]
     ]
     assert len(creates) == 1
-    assert creates[0]["argv"] == ["create", "cluster", "-f", "-"]
+    found = standin.command(creates[0]["argv"], cli_tables.EKSCTL, cli_tables.EKSCTL_ALIASES, standin.fail)
+    assert found is not None
+    _, parsed = found
+    assert parsed.get("config-file") == "-" and parsed.get("write-kubeconfig") is False
+    # eksctl (the stand-in too) would have written ~/.kube/config, flux its discovery cache in ~/.kube/cache
+    assert scenario.operator_kube == []
     assert "${" not in creates[0]["stdin"]
     assert f"arn:aws:kms:{REGION}:{ACCOUNT}:key/" in creates[0]["stdin"]
 
 
 def test_cluster_vars_hold_every_field_and_no_secret(scenario: Scenario) -> None:
-    applies = [item for item in scenario.standins if item["tool"] == "kubectl" and item["argv"] == ["apply", "-f", "-"]]
-    assert len(applies) == 1
-    document = json.loads(applies[0]["stdin"])
-    (configmap,) = [item for item in document["items"] if item["kind"] == "ConfigMap"]
-    assert configmap["metadata"] == {
-        "name": "cluster-vars",
-        "namespace": "flux-system",
-        "labels": {"app.kubernetes.io/managed-by": "misp-eks-bootstrap"},
-    }
+    configmap = scenario.cluster_vars
+    assert (configmap["metadata"]["name"], configmap["metadata"]["namespace"]) == ("cluster-vars", "flux-system")
+    assert configmap["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "misp-eks-bootstrap"}
     data = configmap["data"]
     assert set(data) == set(ClusterVars.names())
     ClusterVars(**data)  # every value valid
@@ -244,27 +269,21 @@ def test_cluster_vars_hold_every_field_and_no_secret(scenario: Scenario) -> None
             assert value not in json.dumps(item["argv"])
 
 
-def test_flux_was_bootstrapped_from_github_after_cluster_vars(scenario: Scenario) -> None:
-    flux = [argv for argv in _tools(scenario, "flux") if argv[:1] == ["bootstrap"]]
-    assert flux == [
-        [
-            "bootstrap",
-            "github",
-            "--token-auth",
-            "--owner=example-org",
-            "--repository=misp-eks",
-            "--branch=main",
-            "--path=clusters/prod",
-            f"--version={FLUX_DISTRIBUTION}",
-        ]
-    ]
-    kubeconfigs = {
-        item["kubeconfig"]
-        for item in scenario.standins
-        if item["tool"] in ("kubectl", "flux")
-        if item["argv"][:1] not in (["version"],)
-    }
-    assert None not in kubeconfigs
+def test_flux_was_bootstrapped_from_github_with_a_deploy_key(scenario: Scenario) -> None:
+    (argv,) = [argv for argv in _tools(scenario, "flux") if argv[:1] == ["bootstrap"]]
+    found = standin.command(argv, cli_tables.FLUX, cli_tables.FLUX_ALIASES, standin.flux_fail)
+    assert found is not None
+    key, parsed = found
+    assert key == ("bootstrap", "github")
+    assert (parsed.get("owner"), parsed.get("repository"), parsed.get("branch")) == ("example-org", "misp-eks", "main")
+    assert (parsed.get("path"), parsed.get("version")) == ("clusters/prod", FLUX_DISTRIBUTION)
+    assert not parsed.flag("token-auth", False) and not parsed.flag("read-write-key", False)
+    (used,) = [item for item in scenario.standins if item["tool"] == "flux" and item["argv"] == argv]
+    kubeconfig = Path(used["kubeconfig"])
+    assert not kubeconfig.is_relative_to(scenario.home)  # the run's private folder, never the operator's
+    assert used["kubeconfig_folder_mode"] == "0o700"  # what flux read, while it ran
+    assert not kubeconfig.parent.exists()  # removed at the end of the run
+    assert parsed.get("cache-dir") == str(kubeconfig.parent / "cache")  # flux's discovery cache too
 
 
 def test_rerun_on_a_converged_environment_changes_nothing(scenario: Scenario) -> None:
@@ -296,18 +315,12 @@ def test_destroy_keeps_the_data_and_runs_in_a_safe_order(scenario: Scenario) -> 
         and "DeleteBucket" not in operations
         and "ScheduleKeyDeletion" not in operations
     )
-    # Flux suspended, then Ingresses, then workloads, then (AWS) data, then the cluster.
-    sequence = [
-        " ".join(item["argv"][:2])
-        for item in scenario.standins
-        if item["argv"][:2]
-        in (["suspend", "kustomization"], ["delete", "ingress"], ["scale", "--replicas=0"], ["delete", "cluster"])
+    # Flux suspended, then Ingresses, then workloads (the Kubernetes API), then (AWS) data, then the cluster.
+    steps = [
+        "suspend" if "/kustomizations/" in path else "delete ingress" if "/ingresses/" in path else "scale"
+        for method, path, status in scenario.destroy_requests
+        if method in ("PATCH", "DELETE") and status < 400
     ]
-    assert sequence == [
-        "suspend kustomization",
-        "delete ingress",
-        "scale --replicas=0",
-        "scale --replicas=0",
-        "delete cluster",
-    ]
+    assert steps == ["suspend"] * 7 + ["delete ingress"] * 2 + ["scale"] * 5
+    assert [argv[:2] for argv in _tools(scenario, "eksctl") if argv[:1] == ["delete"]] == [["delete", "cluster"]]
     assert operations.index("DeleteDBInstance") < operations.index("DeleteRolePolicy")

@@ -147,6 +147,9 @@ def test_mutating_operations_and_redaction(tmp_path: Path) -> None:
         "SecretString": "<redacted>",
         "Nested": [{"MasterUserPassword": "<redacted>", "Name": "n"}],
     }
+    # Tokens that name or page a resource are not secrets: the call log keeps them.
+    visible = {"CreationToken": "misp-prod-files", "ClientToken": "misp-prod-files", "NextToken": "page-2"}
+    assert redact({**visible, "IdempotencyToken": "abc"}) == {**visible, "IdempotencyToken": "abc"}
 
 
 def test_the_call_log_records_every_operation(moto: None, tmp_path: Path) -> None:

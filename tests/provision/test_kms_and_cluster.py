@@ -11,8 +11,8 @@ import yaml
 
 from misp_eks.provision import cluster, kms
 from misp_eks.provision.errors import BootstrapError
-from tests.provision import emulate
-from tests.provision.conftest import FakeTools, Run, mutating, rendered_config
+from tests.provision import emulate, standin
+from tests.provision.conftest import REGION, FakeTools, Run, mutating, rendered_config
 
 
 def test_kms_key_is_created_with_alias_rotation_and_tags(run: Run) -> None:
@@ -42,7 +42,7 @@ def test_kms_key_pending_deletion_is_a_clear_error(run: Run) -> None:
 def test_cluster_is_created_by_eksctl_from_the_rendered_config(run: Run, tools: FakeTools, zone_id: str) -> None:
     cluster.ensure(run.ctx)
     (create,) = [(args, stdin) for name, args, stdin in tools.runs if args[:2] == ["create", "cluster"]]
-    assert create[0] == ["create", "cluster", "-f", "-"]
+    assert create[0][2:4] == ["-f", "-"]  # the config comes on stdin, as the stand-in (eksctl) reads it
     config = yaml.safe_load(create[1])
     assert "${" not in create[1]
     assert config["secretsEncryption"]["keyARN"] == kms.find(boto3.client("kms"), "alias/misp-prod-eks").arn
@@ -52,6 +52,22 @@ def test_cluster_is_created_by_eksctl_from_the_rendered_config(run: Run, tools: 
     assert external_dns["permissionPolicy"]["Statement"][0]["Resource"] == f"arn:aws:route53:::hostedzone/{zone_id}"
     assert run.action("EKS cluster", "misp-prod") == "created"
     assert boto3.client("eks").describe_cluster(name="misp-prod")["cluster"]["status"] == "ACTIVE"
+
+
+def test_eksctl_leaves_the_operators_kubeconfig_alone(
+    run: Run, tools: FakeTools, zone_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stand-in, like eksctl, writes $HOME/.kube/config and switches its context unless told not to.
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    home = tmp_path / "operator"
+    config = home / ".kube" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: their-cluster\n")
+    tools.environ["HOME"] = str(home)
+    cluster.ensure(run.ctx)
+    assert run.action("EKS cluster", "misp-prod") == "created"
+    assert config.read_text() == "apiVersion: v1\nkind: Config\ncurrent-context: their-cluster\n"
+    assert [path.name for path in config.parent.iterdir()] == ["config"]
 
 
 def test_existing_cluster_is_not_created_again(run: Run, tools: FakeTools, zone_id: str) -> None:
@@ -87,11 +103,12 @@ def test_an_interruption_after_some_associations_creates_only_the_others(
     emulate.create_cluster(config, with_parts=False)
     emulate.create_nodegroups(config)
     first_two = config["iam"]["podIdentityAssociations"][:2]
-    state = {
-        "addons": [addon["name"] for addon in config["addons"]],
-        "associations": emulate.create_associations(config, first_two),
+    parts = {
+        "addons": config["addons"],
+        "associations": [standin._with_id(item) for item in emulate.create_associations(config, first_two)],
+        "roles": [item["roleName"] for item in first_two],
     }
-    Path(tools.environ["STANDIN_STATE"]).write_text(json.dumps(state))
+    Path(tools.environ["STANDIN_STATE"]).write_text(json.dumps({"eksctl": {f"{REGION}/misp-prod": parts}}))
     tools.runs.clear()
     cluster.ensure(run.ctx)  # the stand-in, like EKS, refuses an association that exists
     creates = {args[1]: stdin for _, args, stdin in tools.runs if args[0] == "create"}

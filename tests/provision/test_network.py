@@ -68,3 +68,38 @@ def test_security_group_converges_and_then_writes_nothing(run: Run, eks: dict[st
     run.calls.calls.clear()
     security_groups.ensure(run.ctx, net, DATABASE)
     assert mutating(run.calls) == []
+
+
+def test_an_untagged_namesake_in_the_vpc_is_refused_not_adopted(run: Run, eks: dict[str, Any]) -> None:
+    net = network.read(run.ctx)
+    ec2 = boto3.client("ec2")
+    theirs = ec2.create_security_group(GroupName=DATABASE.name, Description="someone's", VpcId=net.vpc_id)["GroupId"]
+    rule = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    ec2.authorize_security_group_ingress(GroupId=theirs, IpPermissions=[rule])
+    before = ec2.describe_security_groups(GroupIds=[theirs])["SecurityGroups"][0]
+    run.calls.calls.clear()
+    with pytest.raises(BootstrapError) as raised:
+        security_groups.ensure(run.ctx, net, DATABASE)
+    assert raised.value.message.startswith(
+        f"security group misp-prod-database in {net.vpc_id} ({theirs}) lacks the tag misp-eks/cluster=misp-prod"
+    )
+    assert mutating(run.calls) == []
+    assert ec2.describe_security_groups(GroupIds=[theirs])["SecurityGroups"][0] == before
+
+
+def test_delete_takes_the_group_of_the_clusters_vpc_only(run: Run, eks: dict[str, Any]) -> None:
+    net = network.read(run.ctx)
+    ec2 = boto3.client("ec2")
+    other_vpc = ec2.create_vpc(CidrBlock="10.98.0.0/16")["Vpc"]["VpcId"]
+    tags = [{"Key": "misp-eks/cluster", "Value": "misp-prod"}]  # a copy of the tag, in a VPC of its own
+    copy = ec2.create_security_group(
+        GroupName=DATABASE.name,
+        Description="a copy",
+        VpcId=other_vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+    )["GroupId"]
+    ours = security_groups.ensure(run.ctx, net, DATABASE)
+    security_groups.delete(run.ctx, DATABASE.name)
+    assert run.action("security group", DATABASE.name) == "deleted"
+    remaining = [group["GroupId"] for group in ec2.describe_security_groups()["SecurityGroups"]]
+    assert copy in remaining and ours not in remaining

@@ -149,3 +149,15 @@ def test_gpg_key_imports_into_gnupg_and_opens_with_the_passphrase(tmp_path: Path
     assert "protection" in packets  # the secret key material is encrypted with the passphrase
     assert packets.count("secret key packet") + packets.count("secret sub key packet") == 2
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
+
+
+def test_a_secret_created_meanwhile_by_another_run_is_kept(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race path: another run creates the secret between this run's look-up and its create_secret."""
+    sm = boto3.client("secretsmanager")
+    theirs = {"auth_token": "made-by-the-other-run-5678"}
+    sm.create_secret(Name="misp-prod/misp/redis", SecretString=json.dumps(theirs))
+    monkeypatch.setattr(secrets, "find", lambda _sm, _name: None)  # the look-up ran before the other run created it
+    secrets.ensure(run.ctx, naming.MISP_REDIS)
+    assert _value("misp-prod/misp/redis") == theirs
+    assert run.action(secrets.KIND, "misp-prod/misp/redis") == "exists"
+    assert mutating(run.calls) == ["secretsmanager:CreateSecret"]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from misp_eks.paths import repository_root
-from misp_eks.provision.gitops import FLUX_DISTRIBUTION
+from misp_eks.provision.tools import FLUX_DISTRIBUTION
 from tests.conftest import venv_tool
 
 HERE = Path(__file__).parent
@@ -164,7 +164,7 @@ def test_the_flux_and_kind_versions(extracted):
     by_file: dict[str, dict[str, str]] = {}
     for path, dep in _deps(extracted, "regex"):
         by_file.setdefault(path, {})[dep["depName"]] = dep["currentValue"]
-    assert by_file["bootstrap/misp_eks/provision/gitops.py"] == {"fluxcd/flux2": FLUX_DISTRIBUTION}
+    assert by_file["bootstrap/misp_eks/provision/tools.py"] == {"fluxcd/flux2": FLUX_DISTRIBUTION}
     e2e = by_file[".github/workflows/e2e.yaml"]
     assert set(e2e) == {"fluxcd/flux2", "kubernetes-sigs/kind", "kubernetes/kubernetes"}
     assert f"v{e2e['fluxcd/flux2']}" == FLUX_DISTRIBUTION, "the e2e CLI and the installed Flux differ"

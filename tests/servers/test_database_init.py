@@ -7,6 +7,7 @@ server is Debian's mariadb-server, started by the test with certificates the tes
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymysql
 import pytest
 
+from misp_eks.provision import credentials
 from tests.conftest import system_tool
 from tests.servers.tls import Certificates, free_port, issue, make_certificates
 
@@ -228,3 +231,39 @@ def test_verifies_the_servers_name(repo, mariadb, tmp_path):
         shutil.copy(backup[1], served.key)
         mariadb.sql("FLUSH SSL")
     assert run_script(repo, mariadb).returncode == 0  # and the restored certificate is accepted again
+
+
+def _connect(server: Server, user: str, password: str) -> pymysql.Connection:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user=user,
+        password=password,
+        ssl={"ca": str(server.certificates.ca)},
+        connect_timeout=10,
+    )
+
+
+def test_generated_secrets_survive_sql_literals(mariadb):
+    """init-database.sh splices the password into '...' literals: many draws of every generator,
+    read back unchanged by the real server."""
+    values = [make() for make in (credentials.database_password, credentials.admin_password) for _ in range(1000)]
+    values += [credentials.redis_auth_token() for _ in range(500)]
+    literals = ", ".join(f"'{value}'" for value in values)
+    with _connect(mariadb, MASTER_USER, MASTER_PASSWORD) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT JSON_ARRAY({literals})")
+        assert json.loads(cursor.fetchone()[0]) == values
+
+
+def test_generated_database_passwords_log_in(repo, mariadb):
+    """The Job creates the user with a generated password; MISP then logs in with it (PyMySQL here)."""
+    try:
+        for _ in range(5):
+            password = credentials.database_password()
+            result = run_script(repo, mariadb, APP_PASSWORD=password)
+            assert result.returncode == 0, result.stderr
+            with _connect(mariadb, "misp", password) as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT CURRENT_USER()")
+                assert cursor.fetchone()[0] == "misp@%"
+    finally:
+        assert run_script(repo, mariadb).returncode == 0  # back to the password the other tests use

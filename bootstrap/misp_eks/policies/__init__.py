@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from misp_eks.policies import dashboard, misp, platform, secrets, workloads
+from misp_eks.policies import dashboard, misp, network, platform, secrets, workloads
 from misp_eks.problems import Problem
 from misp_eks.validate.runner import Report
 
@@ -17,6 +17,7 @@ Policy = Callable[[Report], Iterable[Problem]]
 ALL_POLICIES: tuple[Policy, ...] = (
     *platform.POLICIES,
     *workloads.POLICIES,
+    *network.POLICIES,
     *misp.POLICIES,
     *dashboard.POLICIES,
     *secrets.POLICIES,

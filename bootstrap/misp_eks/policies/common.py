@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import Environment
 from misp_eks.problems import Problem
+from misp_eks.validate.netpol import label_selector_matches
 from misp_eks.validate.resources import (
     Resource,
     Tree,
     pod_labels,
     pod_spec,
     pod_spec_path,
-    selector_matches,
 )
 from misp_eks.validate.runner import Report, TreeReport
 
@@ -99,13 +100,66 @@ def zone_spread_problems(workload: Resource) -> Iterator[Problem]:
         )
 
 
+def budget_selects(budget: Resource, workload: Resource) -> bool:
+    """policy/v1 PodDisruptionBudgetSpec.selector: "A null selector will match no pods, while an empty ({})
+    selector will select all pods within the namespace" (kubernetes/api policy/v1/types.go), unlike a
+    Service's selector."""
+    return budget.namespace == workload.namespace and label_selector_matches(
+        budget.spec.get("selector"), pod_labels(workload)
+    )
+
+
 def disruption_budget_problems(tree: Tree, workload: Resource) -> Iterator[Problem]:
     """A PodDisruptionBudget that selects the workload's pods and keeps at least one of them."""
-    budgets = [
-        p for p in tree.of_kind("PodDisruptionBudget") if selector_matches(p.spec.get("selector"), pod_labels(workload))
-    ]
+    budgets = [p for p in tree.of_kind("PodDisruptionBudget") if budget_selects(p, workload)]
     if not budgets:
         yield problem(workload, "", "needs a PodDisruptionBudget")
     for budget in budgets:
         if str(budget.spec.get("maxUnavailable")) == "100%" or str(budget.spec.get("minAvailable")) in ("0", "0%"):
             yield problem(budget, "spec", "must keep at least one pod")
+
+
+PERCENT = re.compile(r"[0-9]+%")
+
+
+def budget_value_error(value: Any) -> str | None:
+    """Why the API server refuses a minAvailable or maxUnavailable, or None.
+
+    kubernetes/kubernetes pkg/apis/policy/validation/validation.go ValidatePodDisruptionBudgetSpec:
+    ValidatePositiveIntOrPercent (an int >= 0, or a string matching IsValidPercent's ``^[0-9]+%$``) and
+    IsNotMoreThan100Percent.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return "must be an integer or a percentage"
+    if isinstance(value, int):
+        return "must be greater than or equal to 0" if value < 0 else None
+    if not PERCENT.fullmatch(value):
+        return "must be an integer or percentage (e.g '5%')"
+    return "must not be greater than 100%" if int(value[:-1]) > 100 else None
+
+
+def scaled(value: int | str, total: int) -> int:
+    """An IntOrString count of ``total``: a percentage rounds up, as the disruption controller scales both fields.
+
+    kubernetes/kubernetes pkg/controller/disruption/disruption.go getExpectedPodCount (commit 003e862):
+    intstr.GetScaledValueFromIntOrPercent(..., roundUp=true) for minAvailable and maxUnavailable.
+    """
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * total // 100)
+    return int(value)
+
+
+def evictions_allowed(budget: dict[str, Any], expected: int) -> int:
+    """How many of ``expected`` healthy pods a policy/v1 PodDisruptionBudget lets the eviction API take.
+
+    As getExpectedPodCount: maxUnavailable gives desiredHealthy = expected - scaled(maxUnavailable);
+    minAvailable gives desiredHealthy = scaled(minAvailable). Neither set leaves expectedCount at 0, and
+    updatePdbStatus then forces disruptionsAllowed to 0: no eviction, ever.
+    """
+    if budget.get("maxUnavailable") is not None:
+        desired = max(expected - scaled(budget["maxUnavailable"], expected), 0)
+    elif budget.get("minAvailable") is not None:
+        desired = scaled(budget["minAvailable"], expected)
+    else:
+        return 0
+    return max(expected - desired, 0)

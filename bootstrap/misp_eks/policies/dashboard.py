@@ -45,6 +45,16 @@ MISP_CATEGORIES = {
     *("external_analysis", "financial_fraud", "support_tool", "social_network", "person", "other"),
 }
 
+# Upstream's templates/contrib.html (MISP/misp-dashboard 3c11250) writes these texts, through json.dumps, into
+# single-quoted JavaScript strings read by JSON.parse: a quote, a backslash, "<" or a control character breaks the
+# page. The image refuses them at start too (dashboard_entrypoint.config).
+SCRIPT_TEXT_SECTIONS = ("rankTitle", "HonorBadge", "HonorTrophy")
+SCRIPT_UNSAFE = ("'", '"', "\\", "<")
+
+
+def _script_unsafe(text: str) -> bool:
+    return any(ch in text for ch in SCRIPT_UNSAFE) or any(ord(ch) < 0x20 for ch in text)
+
 
 def _tree(report: Report, env: str) -> Tree | None:
     return applied(report, env, DASHBOARD)
@@ -139,6 +149,15 @@ def zeromq(report: Report) -> Iterator[Problem]:
         for resource in _deployments(tree, "zmq"):
             if resource.spec.get("replicas") != 1 or dig(resource.spec, "strategy", "type") != "Recreate":
                 yield problem(resource, "spec", "one replica, Recreate: never two subscribers")
+            for index, item in enumerate(pod_spec(resource).get("containers") or []):
+                command = dig(item, "livenessProbe", "exec", "command") or []
+                if "subscriber" in (item.get("args") or []) and command[-2:] != ["dashboard_entrypoint", "healthcheck"]:
+                    # the image's healthcheck fails after 60 s without a message from MISP (a dead connection)
+                    yield problem(
+                        resource,
+                        f"spec.template.spec.containers[{index}].livenessProbe",
+                        "the subscriber needs the image's healthcheck as liveness probe",
+                    )
 
 
 def web(report: Report) -> Iterator[Problem]:
@@ -157,8 +176,14 @@ def web(report: Report) -> Iterator[Problem]:
                 for probe in ("startupProbe", "readinessProbe"):
                     if dig(found[1], probe, "httpGet", "path") != "/healthz":
                         yield problem(resource, f"spec.template.spec.containers[{found[0]}].{probe}", "probe /healthz")
-                if not found[1].get("livenessProbe"):
-                    yield problem(resource, f"spec.template.spec.containers[{found[0]}].livenessProbe", "needs one")
+                # /livez is answered by a worker thread without Redis: a TCP probe passes while every thread
+                # is stuck, /healthz would restart every replica during a Redis failover.
+                if dig(found[1], "livenessProbe", "httpGet", "path") != "/livez":
+                    yield problem(
+                        resource,
+                        f"spec.template.spec.containers[{found[0]}].livenessProbe",
+                        "needs an HTTP probe of /livez",
+                    )
         ingress = tree.get("Ingress", DASHBOARD, DASHBOARD_NAMESPACE)
         if ingress is None:
             yield Problem(tree.path, "no Ingress for the dashboard")
@@ -193,6 +218,14 @@ def gamification(report: Report) -> Iterator[Problem]:
             continue
         for name in {*shown, *points, *trophies} - MISP_CATEGORIES:
             yield Problem(tree.path, f"ranking.cfg: {name} is not a MISP category")
+        for section in SCRIPT_TEXT_SECTIONS:
+            for key, text in parser.items(section):
+                if key.isdigit() and _script_unsafe(text):
+                    yield Problem(
+                        tree.path,
+                        f"ranking.cfg: [{section}] {key} = {text!r} breaks the contributors page"
+                        " (no ', \", \\, < or control characters)",
+                    )
         # Upstream's ranking.cfg: the best trophy goes to the top organisation alone, so the shares
         # cover the other trophies (tier 0 is "no trophy").
         tiers = len(parser["HonorTrophy"]) - 1

@@ -12,12 +12,14 @@ from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
 from misp_eks.policies.common import EXAMPLE, applied, dig, environments, everything, helm_values, problem
 from misp_eks.problems import Problem
 from misp_eks.validate.flux import dependencies, is_cluster_vars
+from misp_eks.validate.resources import Resource
 from misp_eks.validate.runner import Report
 
 # Amazon EKS Kubernetes version calendar (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html):
 # the versions in standard support from December 2026 (1.34's ended on 2026-12-02).
 EKS_STANDARD_SUPPORT = ("1.35", "1.36")
-REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent")
+EFS_CSI_DRIVER = "aws-efs-csi-driver"
+REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", EFS_CSI_DRIVER)
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
 
 # Every workload that calls AWS, with the HelmRelease that runs it (None: an application) and where
@@ -29,6 +31,11 @@ IDENTITIES: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {
     ("kube-system", "cluster-autoscaler"): ("cluster-autoscaler", ("rbac", "serviceAccount", "name")),
     (MISP_NAMESPACE, "misp"): (None, ()),
 }
+# Add-ons whose associations cluster.yaml declares: per service account, the only managed policies it
+# may have. The EFS CSI driver has none: MISP's volume is static, so its controller never calls AWS,
+# and its nodes mount without IAM (kubernetes-sigs/aws-efs-csi-driver v3.4.1 pkg/driver/controller.go,
+# pkg/driver/node.go, docs/parameters.md).
+ADDON_IDENTITIES: dict[str, dict[str, frozenset[str]]] = {EFS_CSI_DRIVER: {}}
 READ_ONLY_SECRETS_ACTIONS = frozenset(
     {
         "secretsmanager:GetSecretValue",
@@ -128,6 +135,37 @@ def _association_problems(env: Environment, index: int, item: PodIdentityAssocia
                 yield _cluster_problem(env, f"{where}.Condition", "scale only this cluster's groups (tag: owned)")
 
 
+def _addon_identity_problems(env: Environment) -> Iterator[Problem]:
+    for index, addon in enumerate(env.cluster.addons):
+        allowed = ADDON_IDENTITIES.get(addon.name)
+        if allowed is None:
+            continue
+        field = f"addons[{index}]"
+        if addon.useDefaultPodIdentityAssociations:
+            wanted = "declare its associations" if allowed else "it needs no AWS access, so no roles"
+            yield _cluster_problem(env, f"{field}.useDefaultPodIdentityAssociations", f"{addon.name}: {wanted}")
+        declared = addon.podIdentityAssociations or []
+        for account in sorted(set(allowed) - {item.serviceAccountName for item in declared}):
+            yield _cluster_problem(
+                env, f"{field}.podIdentityAssociations", f"{addon.name}: no association for {account}"
+            )
+        for position, item in enumerate(declared):
+            where = f"{field}.podIdentityAssociations[{position}]"
+            policies = allowed.get(item.serviceAccountName)
+            if policies is None:
+                yield _cluster_problem(env, where, f"{addon.name}: {item.serviceAccountName} needs no AWS access")
+                continue
+            if item.permissionPolicy is not None:
+                yield _cluster_problem(env, f"{where}.permissionPolicy", f"{addon.name}: only its managed policy")
+            for arn in item.permissionPolicyARNs or []:
+                if arn not in policies:
+                    yield _cluster_problem(
+                        env,
+                        f"{where}.permissionPolicyARNs",
+                        f"{addon.name}/{item.serviceAccountName} may have only {', '.join(sorted(policies))}",
+                    )
+
+
 def identity_model(report: Report) -> Iterator[Problem]:
     """EKS Pod Identity for every workload that calls AWS, each with a least-privilege role."""
     for env in environments(report):
@@ -144,6 +182,7 @@ def identity_model(report: Report) -> Iterator[Problem]:
                 )
         for index, item in enumerate(cluster.iam.podIdentityAssociations):
             yield from _association_problems(env, index, item)
+        yield from _addon_identity_problems(env)
         controllers = applied(report, env.name, "infra-controllers")
         for (namespace, account), (release_name, path) in IDENTITIES.items():
             if release_name is None or controllers is None:
@@ -195,6 +234,11 @@ def _shape(cluster: ClusterConfig) -> dict[str, object]:
         "node groups": sorted((len(g.availabilityZones), g.privateNetworking) for g in cluster.managedNodeGroups),
         "add-ons": sorted(a.name for a in cluster.addons),
         "identities": sorted((a.namespace, a.serviceAccountName) for a in cluster.iam.podIdentityAssociations),
+        "add-on identities": sorted(
+            (addon.name, item.serviceAccountName)
+            for addon in cluster.addons
+            for item in addon.podIdentityAssociations or []
+        ),
         "logs": sorted(cluster.cloudWatch.clusterLogging.enableTypes) if cluster.cloudWatch else [],
         "version": cluster.metadata.version,
     }
@@ -385,6 +429,59 @@ def namespaces_and_network(report: Report) -> Iterator[Problem]:
                 yield problem(store, "spec.conditions", "only the application namespaces may use the store")
 
 
+# MISP's shared files: the static volume on the bootstrap's EFS access point, for MISP's claim only
+# (kubernetes-sigs/aws-efs-csi-driver examples/kubernetes/efs/access_points at v3.4.1: volume handle
+# efs:<file system>::<access point>, pkg/driver/node.go parseVolumeId).
+FILES_VOLUME = "misp-files"
+FILES_VOLUME_HANDLE = f"efs:{EXAMPLE.efs_file_system_id}::{EXAMPLE.efs_access_point_id}"
+FILES_STORAGE_CLASS = "efs"
+
+
+def _files_volume_problems(volume: Resource) -> Iterator[Problem]:
+    spec = volume.spec
+    csi = spec.get("csi") or {}
+    if csi.get("driver") != "efs.csi.aws.com":
+        yield problem(volume, "spec.csi.driver", "must be efs.csi.aws.com, the EFS CSI driver")
+    if csi.get("volumeHandle") != FILES_VOLUME_HANDLE:
+        yield problem(
+            volume,
+            "spec.csi.volumeHandle",
+            "must be efs:${efs_file_system_id}::${efs_access_point_id} (cluster-vars): "
+            "the bootstrap's file system and access point",
+        )
+    if str((csi.get("volumeAttributes") or {}).get("encryptInTransit", "true")).lower() != "true":
+        yield problem(volume, "spec.csi.volumeAttributes.encryptInTransit", "the file system accepts only TLS")
+    if "ReadWriteMany" not in (spec.get("accessModes") or []):
+        yield problem(volume, "spec.accessModes", "ReadWriteMany: every web and workers pod mounts it")
+    if spec.get("persistentVolumeReclaimPolicy") != "Retain":
+        yield problem(volume, "spec.persistentVolumeReclaimPolicy", "Retain: deleting the claim keeps the files")
+    if spec.get("storageClassName") != FILES_STORAGE_CLASS:
+        yield problem(volume, "spec.storageClassName", f"{FILES_STORAGE_CLASS}, the class MISP's claim asks for")
+    claim = spec.get("claimRef") or {}
+    if (claim.get("namespace"), claim.get("name")) != (MISP_NAMESPACE, FILES_VOLUME):
+        yield problem(volume, "spec.claimRef", f"reserved for {MISP_NAMESPACE}/{FILES_VOLUME} only")
+
+
+def shared_files_storage(report: Report) -> Iterator[Problem]:
+    """The volume misp-files: the bootstrap's EFS access point, reserved for MISP's claim, files kept."""
+    for env in environments(report):
+        configs = applied(report, env.name, "infra-configs")
+        if configs is None:
+            continue
+        volume = configs.get("PersistentVolume", FILES_VOLUME)
+        if volume is None:
+            yield Problem(f"{CLUSTERS_DIR}/{env.name}", f"infra-configs has no PersistentVolume {FILES_VOLUME}")
+            continue
+        yield from _files_volume_problems(volume)
+        objects = everything(report, env.name)
+        claim = objects.get("PersistentVolumeClaim", FILES_VOLUME, MISP_NAMESPACE)
+        if claim is not None and claim.spec.get("volumeName") != FILES_VOLUME:
+            yield problem(claim, "spec.volumeName", f"{FILES_VOLUME}: the volume that holds the earlier files")
+        for storage in objects.of_kind("StorageClass"):
+            if storage.obj.get("provisioner") == "efs.csi.aws.com":
+                yield problem(storage, "provisioner", "no dynamic EFS volumes: each would be a new access point, empty")
+
+
 POLICIES = (
     cluster_high_availability,
     identity_model,
@@ -394,4 +491,5 @@ POLICIES = (
     helm_releases,
     controller_values,
     namespaces_and_network,
+    shared_files_storage,
 )

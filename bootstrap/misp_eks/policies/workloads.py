@@ -5,9 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from misp_eks.naming import DASHBOARD_NAMESPACE, MISP_NAMESPACE
-from misp_eks.policies.common import EXAMPLE, all_containers, applied_trees, everything, problem
+from misp_eks.policies.common import (
+    EXAMPLE,
+    all_containers,
+    applied_trees,
+    budget_selects,
+    budget_value_error,
+    everything,
+    evictions_allowed,
+    problem,
+)
 from misp_eks.problems import Problem
-from misp_eks.validate.resources import Resource, pod_spec, pod_spec_path, pod_template
+from misp_eks.validate.resources import (
+    Resource,
+    Tree,
+    pod_spec,
+    pod_spec_path,
+    pod_template,
+)
 from misp_eks.validate.runner import Report
 
 APP_NAMESPACES = (MISP_NAMESPACE, DASHBOARD_NAMESPACE)
@@ -129,4 +144,57 @@ def network_rules(report: Report) -> Iterator[Problem]:
                 yield from _network_rule_problems(resource)
 
 
-POLICIES = (pinned_images, resources_set, security_contexts, network_rules)
+# What the disruption controller scales a budget against: controllers with a scale subresource
+# (pkg/controller/disruption/disruption.go getExpectedScale: ReplicationController, Deployment's
+# ReplicaSet, StatefulSet, or any scale subresource).
+SCALED_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
+
+
+def expected_pods(tree: Tree, workload: Resource) -> int:
+    """The pods a budget can count on: the HPA's minReplicas when one scales the workload, else replicas."""
+    for autoscaler in tree.of_kind("HorizontalPodAutoscaler"):
+        target = autoscaler.spec.get("scaleTargetRef") or {}
+        if (
+            autoscaler.namespace == workload.namespace
+            and target.get("kind") == workload.kind
+            and target.get("name") == workload.name
+        ):
+            return int(autoscaler.spec.get("minReplicas", 1))  # autoscaling/v2 default: 1
+    return int(workload.spec.get("replicas", 1))  # apps/v1 default: 1
+
+
+def _budget_problems(tree: Tree, budget: Resource) -> Iterator[Problem]:
+    fields = [f for f in ("minAvailable", "maxUnavailable") if budget.spec.get(f) is not None]
+    if len(fields) > 1:
+        # pkg/apis/policy/validation/validation.go: "minAvailable and maxUnavailable cannot be both set".
+        yield problem(budget, "spec", "set minAvailable or maxUnavailable, not both")
+        return
+    for field in fields:
+        error = budget_value_error(budget.spec[field])
+        if error is not None:
+            yield problem(budget, f"spec.{field}", f"{budget.spec[field]!r} {error}: the API server refuses it")
+            return
+    workloads = [w for w in tree.of_kind(*SCALED_KINDS) if budget_selects(budget, w)]
+    if not workloads:
+        return
+    names = ", ".join(w.ref for w in workloads)
+    expected = sum(expected_pods(tree, w) for w in workloads)
+    if evictions_allowed(budget.spec, expected) < 1:
+        yield problem(
+            budget,
+            f"spec.{fields[0]}" if fields else "spec",
+            f"allows no eviction of the {expected} pod(s) of {names} (at their fewest)"
+            + ("" if fields else ": with neither minAvailable nor maxUnavailable it protects every pod")
+            + ": node drains and cluster upgrades would block on it",
+        )
+
+
+def disruption_budgets(report: Report) -> Iterator[Problem]:
+    """Every PodDisruptionBudget lets at least one pod go when its workloads run at their fewest."""
+    for env in sorted(report.environments):
+        tree = everything(report, env)
+        for budget in tree.of_kind("PodDisruptionBudget"):
+            yield from _budget_problems(tree, budget)
+
+
+POLICIES = (pinned_images, resources_set, security_contexts, network_rules, disruption_budgets)

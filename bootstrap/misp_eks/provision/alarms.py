@@ -57,9 +57,12 @@ class Alarm:
 
 
 def database_alarms(ctx: Context) -> list[Alarm]:
-    db = ctx.names.db_instance
+    return database_alarms_of(ctx.names.db_instance, ctx.settings.database.allocated_storage_gib)
+
+
+def database_alarms_of(db: str, storage: int) -> list[Alarm]:
+    """The alarms of the RDS instance ``db`` with ``storage`` GiB allocated."""
     dims = (("DBInstanceIdentifier", db),)
-    storage = ctx.settings.database.allocated_storage_gib
     return [
         Alarm(
             f"{db}-cpu",

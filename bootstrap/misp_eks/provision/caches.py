@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from misp_eks import naming
+from misp_eks.provision import engine_versions
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite, error_code, unless_missing
@@ -22,7 +23,7 @@ from misp_eks.provision.waiting import Poll
 
 KIND = "ElastiCache replication group"
 SUBNET_GROUP_KIND = "cache subnet group"
-APPS = ("misp", "dashboard")
+APPS = naming.CACHE_APPS
 FAILED = frozenset({"create-failed", "deleting", "deleted"})
 # ElastiCache AUTH tokens: 16 to 128 printable characters without @, " or / (CreateReplicationGroup docs).
 _AUTH_TOKEN = re.compile(r"^[!#-.0-?A-~]{16,128}$")
@@ -121,7 +122,7 @@ def create_request(
         "ReplicationGroupId": ctx.names.cache_group(app),
         "ReplicationGroupDescription": f"{'MISP' if app == 'misp' else 'MISP Dashboard'} on {ctx.names.cluster}",
         "Engine": caches.engine,
-        "EngineVersion": caches.engine_version,
+        "EngineVersion": engine_versions.cache(ctx),
         "CacheNodeType": cache.node_type,
         "ClusterMode": "disabled",
         "NumCacheClusters": cache.nodes,
@@ -158,15 +159,22 @@ def check_request(request: dict[str, Any]) -> None:
         raise InputError(f"{name}: AUTH needs in-transit encryption")
 
 
+DRIFT_WANTED: dict[str, object] = {
+    "MultiAZ": "enabled",
+    "AutomaticFailover": "enabled",
+    "TransitEncryptionEnabled": True,
+    "AtRestEncryptionEnabled": True,
+    "AuthTokenEnabled": True,
+}
+"""DescribeReplicationGroups fields the drift report reads, and the value the bootstrap creates."""
+
+
 def drift(group: dict[str, Any]) -> list[str]:
-    checks = {
-        "MultiAZ": (group.get("MultiAZ"), "enabled"),
-        "AutomaticFailover": (group.get("AutomaticFailover"), "enabled"),
-        "TransitEncryptionEnabled": (group.get("TransitEncryptionEnabled"), True),
-        "AtRestEncryptionEnabled": (group.get("AtRestEncryptionEnabled"), True),
-        "AuthTokenEnabled": (group.get("AuthTokenEnabled"), True),
-    }
-    return [f"{key}={found}" for key, (found, wanted) in checks.items() if found is not None and found != wanted]
+    return [
+        f"{key}={group[key]}"
+        for key, wanted in DRIFT_WANTED.items()
+        if group.get(key) is not None and group[key] != wanted
+    ]
 
 
 def ensure(ctx: Context, group_id: str, make_request: Callable[[], dict[str, Any]]) -> CacheEndpoint:

@@ -77,33 +77,14 @@ def _validation_records(ctx: Context, arn: str, domain: str) -> list[dict[str, s
 
 
 def _ensure_record(ctx: Context, zone_id: str, record: dict[str, str]) -> bool:
-    route53 = ctx.client("route53")
-    name = record["Name"] if record["Name"].endswith(".") else record["Name"] + "."
-    answer = route53.list_resource_record_sets(
-        HostedZoneId=zone_id, StartRecordName=name, StartRecordType=record["Type"], MaxItems="1"
+    return hosted_zone.ensure_record(
+        ctx.client("route53"),
+        zone_id,
+        record["Name"],
+        record["Type"],
+        record["Value"],
+        "ACM DNS validation (MISP bootstrap)",
     )
-    for item in answer.get("ResourceRecordSets", []):
-        values = [entry.get("Value") for entry in item.get("ResourceRecords", [])]
-        if item["Name"] == name and item["Type"] == record["Type"] and record["Value"] in values:
-            return False
-    route53.change_resource_record_sets(
-        HostedZoneId=zone_id,
-        ChangeBatch={
-            "Comment": "ACM DNS validation (MISP bootstrap)",
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": name,
-                        "Type": record["Type"],
-                        "TTL": 300,
-                        "ResourceRecords": [{"Value": record["Value"]}],
-                    },
-                }
-            ],
-        },
-    )
-    return True
 
 
 def _wait_issued(ctx: Context, arn: str, domain: str) -> None:

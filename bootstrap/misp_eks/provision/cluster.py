@@ -96,7 +96,10 @@ def ensure(ctx: Context) -> None:
         ctx.progress.info(f"creating {KIND} {name} with eksctl (20 to 40 minutes)")
         ctx.tools.run(
             EKSCTL,
-            ["create", "cluster", "-f", "-"],
+            # The bootstrap makes its own kubeconfig; eksctl would otherwise rewrite the operator's
+            # ~/.kube/config and switch its current context (pkg/ctl/create/cluster.go: --write-kubeconfig
+            # and --set-kubeconfig-context default to true).
+            ["create", "cluster", "-f", "-", "--write-kubeconfig=false"],
             stdin=rendered,
             timeout=ctx.timing.eksctl,
             stream=True,

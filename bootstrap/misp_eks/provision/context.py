@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,12 +31,12 @@ class Context:
     tools: Tools
     progress: Progress
     environ: Mapping[str, str]
+    workdir: Path
+    """A private directory (mode 0700) for this run: the kubeconfig and flux's cache; the CLI removes it at the end."""
     timing: Timing = field(default_factory=Timing)
     cancel: threading.Event = field(default_factory=threading.Event)
     services: dict[str, Any] = field(default_factory=dict)
     """Injected collaborators that tests replace: ``http_get`` (verify), ``gpg_key`` (secrets)."""
-    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
-    """A private directory for this run (the kubeconfig); the CLI removes it at the end."""
     facts: dict[str, Any] = field(default_factory=dict)
     """What this run has learnt from AWS and may reuse (the hosted zone, for example)."""
 

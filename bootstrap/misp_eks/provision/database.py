@@ -7,12 +7,14 @@ and only the schema-initialisation Job reads it, through External Secrets.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from misp_eks import naming
+from misp_eks.provision import engine_versions
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import BootstrapError, MissingPrerequisite, error_code, unless_missing
@@ -145,8 +147,22 @@ def ensure_monitoring_role(ctx: Context) -> str | None:
     return str(arn)
 
 
+def engine_version(ctx: Context) -> str:
+    """The version the instance runs, or (no instance yet) the one a first run creates it with."""
+    instance = find(ctx.client("rds"), ctx.names.db_instance)
+    if instance is not None and instance.get("EngineVersion"):
+        return str(instance["EngineVersion"])
+    return engine_versions.database(ctx)
+
+
 def create_request(
-    ctx: Context, *, subnet_group: str, security_group: str, parameter_group: str, monitoring_role: str | None
+    ctx: Context,
+    *,
+    engine_version: str,
+    subnet_group: str,
+    security_group: str,
+    parameter_group: str,
+    monitoring_role: str | None,
 ) -> dict[str, Any]:
     """The CreateDBInstance request: every high-availability and security property in one place."""
     database = ctx.settings.database
@@ -154,7 +170,7 @@ def create_request(
         "DBInstanceIdentifier": ctx.names.db_instance,
         "DBInstanceClass": database.instance_class,
         "Engine": database.engine,
-        "EngineVersion": database.engine_version,
+        "EngineVersion": engine_version,
         "DBName": naming.DATABASE_NAME,
         "Port": naming.DATABASE_PORT,
         "MasterUsername": naming.DATABASE_MASTER_USER,
@@ -185,37 +201,62 @@ def create_request(
     return request
 
 
+DRIFT_FIELDS = (
+    "MultiAZ",
+    "StorageType",
+    "StorageEncrypted",
+    "DeletionProtection",
+    "PubliclyAccessible",
+    "BackupRetentionPeriod",
+    "CopyTagsToSnapshot",
+    "CACertificateIdentifier",
+)
+"""DescribeDBInstances fields compared with the CreateDBInstance request member of the same name."""
+DRIFT_SECURITY_GROUPS = "VpcSecurityGroups"
+DRIFT_PARAMETER_GROUPS = "DBParameterGroups"
+"""The parameter group makes TLS mandatory and carries MISP's settings."""
+DRIFT_MANAGED_MASTER = "MasterUserSecret"
+"""Present only while RDS manages the master password (ManageMasterUserPassword)."""
+DRIFT_REPORTED = (*DRIFT_FIELDS, DRIFT_SECURITY_GROUPS, DRIFT_PARAMETER_GROUPS, DRIFT_MANAGED_MASTER)
+"""Everything the drift report reads."""
+
+
 def drift(instance: dict[str, Any], request: dict[str, Any]) -> list[str]:
     """Where an existing instance departs from what the bootstrap would create (reported, never changed)."""
-    checks = {
-        "MultiAZ": instance.get("MultiAZ"),
-        "StorageEncrypted": instance.get("StorageEncrypted"),
-        "DeletionProtection": instance.get("DeletionProtection"),
-        "PubliclyAccessible": instance.get("PubliclyAccessible"),
-        "BackupRetentionPeriod": instance.get("BackupRetentionPeriod"),
-        "CopyTagsToSnapshot": instance.get("CopyTagsToSnapshot"),
-        "CACertificateIdentifier": instance.get("CACertificateIdentifier"),
-    }
-    found = [f"{key}={value}" for key, value in checks.items() if value is not None and value != request[key]]
-    groups = {item.get("VpcSecurityGroupId") for item in instance.get("VpcSecurityGroups", [])}
+    found = [
+        f"{key}={instance[key]}"
+        for key in DRIFT_FIELDS
+        if instance.get(key) is not None and instance[key] != request[key]
+    ]
+    groups = {item.get("VpcSecurityGroupId") for item in instance.get(DRIFT_SECURITY_GROUPS, [])}
     if groups != set(request["VpcSecurityGroupIds"]):
-        found.append(f"VpcSecurityGroups={sorted(groups)}")
+        found.append(f"{DRIFT_SECURITY_GROUPS}={sorted(groups)}")
+    parameter_groups = {item.get("DBParameterGroupName") for item in instance.get(DRIFT_PARAMETER_GROUPS, [])}
+    if parameter_groups != {request["DBParameterGroupName"]}:
+        found.append(f"{DRIFT_PARAMETER_GROUPS}={sorted(str(name) for name in parameter_groups)}")
+    if request["ManageMasterUserPassword"] and not instance.get(DRIFT_MANAGED_MASTER, {}).get("SecretArn"):
+        found.append(f"{DRIFT_MANAGED_MASTER}=none (the master password is not managed by RDS)")
     return found
 
 
-def ensure(ctx: Context, request: dict[str, Any]) -> DatabaseEndpoint:
-    """Create the instance if missing, then wait until it is available."""
+def ensure(ctx: Context, make_request: Callable[[str], dict[str, Any]]) -> DatabaseEndpoint:
+    """Create the instance if missing, then wait until it is available.
+
+    ``make_request`` takes the engine version: the one a first run resolves against what RDS offers,
+    or the existing instance's own (an existing instance never needs its version to be offered still).
+    """
     rds = ctx.client("rds")
-    identifier = request["DBInstanceIdentifier"]
+    identifier = ctx.names.db_instance
     instance = find(rds, identifier)
     if instance is None:
+        request = make_request(engine_versions.database(ctx))
         rds.create_db_instance(**request)
         ctx.record(KIND, identifier, "created", f"Multi-AZ {request['Engine']} {request['EngineVersion']}")
     else:
         status = instance.get("DBInstanceStatus", "")
         if status in FAILED:
             raise BootstrapError(f"{KIND} {identifier} is {status}: see its events in the RDS console")
-        differences = drift(instance, request)
+        differences = drift(instance, make_request(str(instance.get("EngineVersion", ""))))
         if differences:
             ctx.progress.warn(
                 f"{KIND} {identifier} differs from the bootstrap's settings: {', '.join(differences)} "

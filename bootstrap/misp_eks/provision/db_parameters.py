@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from misp_eks.provision import database as database_module
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import InputError
+from misp_eks.provision.errors import InputError, unless_missing
 from misp_eks.settings import Database
 
 KIND = "DB parameter group"
@@ -37,13 +38,14 @@ def family(database: Database) -> str:
     return f"{database.engine}{major}.{minor}"
 
 
-def _version(database: Database) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", database.engine_version))
+def _version(engine_version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", engine_version))
 
 
-def misp_parameters(database: Database) -> tuple[DbParameter, ...]:
-    """What MISP wants from its database server, for this engine and version."""
-    engine, version = database.engine, _version(database)
+def misp_parameters(engine: str, engine_version: str) -> tuple[DbParameter, ...]:
+    """What MISP wants from its database server, for this engine and full version (the instance's, or
+    the one a first run creates: settings may name only the major.minor, which cannot tell 8.0.30 apart)."""
+    version = _version(engine_version)
     recommended = "MISP app/Model/Table/ServersTable.php MYSQL_RECOMMENDED_SETTINGS"
     compose = "misp-docker docker-compose.yml db command"
     items = [
@@ -92,6 +94,20 @@ def _normalise(value: str, allowed: str | None) -> str:
     if value not in choices and swap.get(value) in choices:
         return swap[value]
     return value
+
+
+GROUP_MISSING = "DBParameterGroupNotFound"  # botocore rds service-2.json: DBParameterGroupNotFoundFault's code
+
+
+def find(rds: Any, name: str) -> dict[str, Any] | None:
+    """The group named ``name``, or None.
+
+    By name, never with ``Filters``: botocore's RDS model documents DescribeDBParameterGroups' Filters
+    as "This parameter isn't currently supported", and RDS answers with every group of the account.
+    """
+    answer = unless_missing(lambda: rds.describe_db_parameter_groups(DBParameterGroupName=name), GROUP_MISSING)
+    groups = (answer or {}).get("DBParameterGroups", [])
+    return next((group for group in groups if group.get("DBParameterGroupName") == name), None)
 
 
 def _catalogue(rds: Any, group: str) -> dict[str, dict[str, Any]]:
@@ -143,9 +159,9 @@ def converge(ctx: Context) -> str:
     rds = ctx.client("rds")
     name = ctx.names.db_parameter_group
     database = ctx.settings.database
-    existing = rds.describe_db_parameter_groups(Filters=[{"Name": "db-parameter-group-name", "Values": [name]}])
+    existing = find(rds, name)
     action = "exists"
-    if not existing.get("DBParameterGroups"):
+    if existing is None:
         rds.create_db_parameter_group(
             DBParameterGroupName=name,
             DBParameterGroupFamily=family(database),
@@ -154,20 +170,21 @@ def converge(ctx: Context) -> str:
         )
         action = "created"
     else:
-        current_family = existing["DBParameterGroups"][0].get("DBParameterGroupFamily")
+        current_family = existing.get("DBParameterGroupFamily")
         if current_family and current_family != family(database):
             ctx.progress.warn(
                 f"{KIND} {name} is for {current_family}, settings say {family(database)}: "
                 "an engine upgrade needs a new group (not done automatically)"
             )
-    changes, skipped = plan_changes(misp_parameters(database), _catalogue(rds, name))
+    wanted = misp_parameters(database.engine, database_module.engine_version(ctx))
+    changes, skipped = plan_changes(wanted, _catalogue(rds, name))
     for start in range(0, len(changes), MAX_PARAMETERS_PER_CALL):
         rds.modify_db_parameter_group(
             DBParameterGroupName=name, Parameters=changes[start : start + MAX_PARAMETERS_PER_CALL]
         )
     if changes and action == "exists":
         action = "updated"
-    detail = f"{family(database)}, {len(misp_parameters(database)) - len(skipped)} MISP settings"
+    detail = f"{family(database)}, {len(wanted) - len(skipped)} MISP settings"
     if skipped:
         detail += f"; skipped {', '.join(skipped)}"
     ctx.record(KIND, name, action, detail)

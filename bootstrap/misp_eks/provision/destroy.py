@@ -2,25 +2,33 @@
 
 Order and why:
 
-1. Flux is suspended, so that nothing it manages comes back while the rest goes.
+1. Flux is suspended (spec.suspend on every Kustomization, as ``flux suspend kustomization --all``
+   does), so that nothing it manages comes back while the rest goes.
 2. The Ingresses are deleted and the bootstrap waits until the AWS Load Balancer Controller has
    removed the load balancers: it runs in the cluster, so this must happen while the cluster
    exists, or the load balancers are orphaned. Then the bootstrap deletes the DNS records that
    external-dns made for this cluster (its TXT registry names the owner): in production external-dns
    only ever upserts, so it would leave them pointing at load balancers that no longer exist.
-3. The MISP and dashboard workloads are scaled to zero, so nothing writes during the final snapshots.
-4. The data layer goes before the cluster (the issue's text lists the cluster first; this deviates
-   deliberately): RDS and ElastiCache place network interfaces and security groups inside the VPC
-   that eksctl created, and those block the deletion of the VPC, so ``eksctl delete cluster`` would
-   fail with DependencyViolation. The caches and the database are deleted with final snapshots, the
-   database keeps its automated backups, and snapshots are never deleted.
+3. The MISP and dashboard workloads are scaled to zero, so nothing writes during the final snapshots;
+   the bootstrap waits for the pods those Deployments and StatefulSets own (through their ReplicaSets)
+   to go. The database-init Job's finished pod is not theirs: it stays until the cluster goes, holding
+   no connection. Deleting it or its Job would change nothing for the snapshots.
+4. The data layer goes before the cluster, deliberately: RDS and ElastiCache place network
+   interfaces and security groups inside the VPC that eksctl created, and those block the deletion
+   of the VPC, so ``eksctl delete cluster`` would fail with DependencyViolation. The caches and the
+   database are deleted with final snapshots, the database keeps its automated backups, and
+   snapshots are never deleted. The shared-files file system loses its mount targets (network
+   interfaces in the VPC too) and keeps its files.
 5. The inline policy the bootstrap added to the External Secrets role is removed (IAM refuses to
    delete a role that still has inline policies, which would fail eksctl's stack deletion).
 6. ``eksctl delete cluster --wait``.
-7. The certificates (free of load balancers by then).
+7. The certificates (free of load balancers by then); the SES sending user with its keys, and the
+   SES identity with the DKIM records the bootstrap made (both only if tagged as this cluster's).
 
 The attachments bucket, the secrets and the KMS key are kept unless --delete-bucket or
---delete-secrets asks for them.
+--delete-secrets asks for them. The shared-files file system is always kept with its access point,
+so a new deployment of the environment finds both and its volume misp-files mounts the same directory
+(misp_eks.provision.efs); EFS's default backup plan keeps each daily recovery point for 35 days.
 """
 
 from __future__ import annotations
@@ -42,12 +50,14 @@ from misp_eks.provision import (
     cluster,
     database,
     db_parameters,
+    efs,
     hosted_zone,
     kms,
     kube,
     master_secret,
     secrets,
     security_groups,
+    ses,
 )
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import BootstrapError, error_code
@@ -56,6 +66,7 @@ from misp_eks.provision.waiting import Poll
 
 WORKLOAD_NAMESPACES = (naming.MISP_NAMESPACE, naming.DASHBOARD_NAMESPACE)
 RECORD_TYPES = ("A", "AAAA", "CNAME")
+FLUX_NAMESPACE = "flux-system"
 
 
 @dataclass(frozen=True)
@@ -71,17 +82,13 @@ def final_snapshot_name(resource: str, now: float | None = None) -> str:
 # 1-3: the workloads, while the cluster still exists.
 
 
-def _flux_installed(ctx: Context) -> bool:
-    groups = kube.kubectl(ctx, ["api-resources", "--api-group=kustomize.toolkit.fluxcd.io", "-o", "name"])
-    return bool(groups.strip())
-
-
 def suspend_flux(ctx: Context) -> None:
-    if not _flux_installed(ctx):
+    if not kube.flux_installed(ctx):
         ctx.record("Flux", ctx.names.cluster, "skipped", "not installed")
         return
-    kube.flux(ctx, ["suspend", "kustomization", "--all", "-n", "flux-system"])
-    ctx.record("Flux", "flux-system Kustomizations", "updated", "suspended")
+    suspended = kube.suspend_kustomizations(ctx, FLUX_NAMESPACE)
+    detail = f"suspended {', '.join(suspended)}" if suspended else "already suspended"
+    ctx.record("Flux", f"{FLUX_NAMESPACE} Kustomizations", "updated", detail)
 
 
 def load_balancers(ctx: Context) -> list[str]:
@@ -163,12 +170,18 @@ def remove_dns_records(ctx: Context) -> None:
 
 
 def remove_ingresses(ctx: Context) -> None:
-    kube.kubectl(
-        ctx,
-        ["delete", "ingress", "--all", "-A", "--wait", f"--timeout={int(ctx.timing.teardown)}s"],
-        timeout=ctx.timing.teardown + 60,
-    )
-    ctx.record("Ingresses", "all namespaces", "deleted")
+    """Delete every Ingress and wait until they are gone (the AWS Load Balancer Controller's finalizer
+    holds each until its load balancer is deleted), then until no load balancer of the cluster is left."""
+    found = kube.ingresses(ctx)
+    for namespace, name in found:
+        kube.delete_ingress(ctx, namespace, name)
+    ctx.record("Ingresses", "all namespaces", "deleted", f"{len(found)} Ingresses")
+
+    def ingresses_gone() -> Poll[None]:
+        left = kube.ingresses(ctx)
+        return Poll(not left, f"{len(left)} left: {', '.join(f'{ns}/{n}' for ns, n in left)}" if left else "none")
+
+    ctx.wait(f"the Ingresses of {ctx.names.cluster} to be deleted", ingresses_gone, timeout=ctx.timing.teardown)
 
     def gone() -> Poll[None]:
         left = load_balancers(ctx)
@@ -179,27 +192,25 @@ def remove_ingresses(ctx: Context) -> None:
     remove_dns_records(ctx)
 
 
-def _names(ctx: Context, kinds: str, namespace: str) -> list[str]:
-    output = kube.kubectl(ctx, ["get", kinds, "-n", namespace, "-o", "name", "--ignore-not-found"])
-    return [line.strip() for line in output.splitlines() if line.strip()]
-
-
 def scale_to_zero(ctx: Context) -> None:
+    """Scale every Deployment and StatefulSet to zero and wait for their pods to go. Only their pods:
+    a finished Job's pod (misp-database-init) stays until its Job is deleted, and writes nothing."""
     for namespace in WORKLOAD_NAMESPACES:
-        if not kube.kubectl(ctx, ["get", "namespace", namespace, "-o", "name", "--ignore-not-found"]).strip():
+        if not kube.namespace_exists(ctx, namespace):
             ctx.record("workloads", namespace, "skipped", "no such namespace")
             continue
-        workloads = _names(ctx, "deployment,statefulset", namespace)
-        if workloads:
-            kube.kubectl(ctx, ["scale", "--replicas=0", "-n", namespace, *workloads])
-        pods = _names(ctx, "pods", namespace)
-        if pods:
-            kube.kubectl(
-                ctx,
-                ["wait", "--for=delete", "-n", namespace, f"--timeout={int(ctx.timing.teardown)}s", *pods],
-                timeout=ctx.timing.teardown + 60,
-            )
-        ctx.record("workloads", namespace, "updated", f"{len(workloads)} scaled to zero, {len(pods)} pods gone")
+        workloads = kube.workloads(ctx, namespace)
+        for workload in workloads:
+            if workload.replicas:
+                kube.scale_to_zero(ctx, namespace, workload)
+        first = kube.pods_of(ctx, namespace, workloads)
+
+        def gone(namespace: str = namespace, workloads: list[kube.Workload] = workloads) -> Poll[None]:
+            left = kube.pods_of(ctx, namespace, workloads)
+            return Poll(not left, f"{len(left)} left: {', '.join(left)}" if left else "none left")
+
+        ctx.wait(f"the pods of {namespace}'s workloads to stop", gone, timeout=ctx.timing.teardown)
+        ctx.record("workloads", namespace, "updated", f"{len(workloads)} scaled to zero, {len(first)} pods gone")
 
 
 # 4: the data layer.
@@ -344,7 +355,8 @@ def delete_data_layer(ctx: Context) -> None:
         caches.SUBNET_GROUP_MISSING,
         "CacheSubnetGroupInUse",
     )
-    for name in (names.db_security_group, names.cache_security_group):
+    efs.remove_mount_targets(ctx)
+    for name in (names.db_security_group, names.cache_security_group, names.files_security_group):
         security_groups.delete(ctx, name)
     _remove_monitoring_role(ctx)
 
@@ -387,6 +399,7 @@ def keep_or_delete(ctx: Context, options: DestroyOptions) -> None:
         bucket.delete(ctx)
     else:
         ctx.record(bucket.KIND, ctx.names.attachments_bucket, "kept", "--delete-bucket deletes it")
+    efs.keep(ctx)
     if options.delete_secrets:
         secrets.delete_all(ctx)
         kms.schedule_deletion(ctx)
@@ -408,5 +421,6 @@ def run(ctx: Context, options: DestroyOptions) -> None:
         delete_cluster(ctx)
     with ctx.progress.phase("dns"):
         certificates.delete_all(ctx)
+        ses.delete_all(ctx)
     with ctx.progress.phase("kept"):
         keep_or_delete(ctx, options)

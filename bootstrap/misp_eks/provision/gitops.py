@@ -6,21 +6,17 @@ otherwise fail their first reconciliation (and a bootstrap that waits on them wo
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from misp_eks import cluster_vars
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTERS_DIR
-from misp_eks.provision import caches, certificates, cluster, database, hosted_zone, kube, network
+from misp_eks.provision import caches, certificates, cluster, database, efs, hosted_zone, kube, network
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import InputError
+from misp_eks.provision.tools import FLUX_DISTRIBUTION
 
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105 (the name of a variable)
-KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
-# The Flux release the cluster runs, whatever the operator's CLI is (flux bootstrap --version).
-# renovate: datasource=github-releases depName=fluxcd/flux2
-FLUX_DISTRIBUTION = "v2.9.4"
 
 
 def build_cluster_vars(ctx: Context) -> ClusterVars:
@@ -50,46 +46,45 @@ def build_cluster_vars(ctx: Context) -> ClusterVars:
         misp_redis_endpoint=caches.require(ctx, "misp").address,
         dashboard_redis_endpoint=caches.require(ctx, "dashboard").address,
         attachments_bucket=ctx.names.attachments_bucket,
+        misp_email_delivery=settings.email.delivery,
+        efs_file_system_id=efs.require(ctx),
+        efs_access_point_id=efs.require_access_point(ctx),
     )
 
 
-def manifests(values: ClusterVars) -> dict[str, Any]:
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster_vars.NAMESPACE}}
-    return {"apiVersion": "v1", "kind": "List", "items": [namespace, values.configmap()]}
-
-
-def current_cluster_vars(ctx: Context) -> dict[str, str] | None:
-    output = kube.kubectl(
-        ctx,
-        ["get", "configmap", cluster_vars.NAME, "-n", cluster_vars.NAMESPACE, "-o", "json", "--ignore-not-found"],
-    ).strip()
-    if not output:
-        return None
-    data = json.loads(output).get("data") or {}
-    return {str(key): str(value) for key, value in data.items()}
+def current_cluster_vars(ctx: Context) -> dict[str, Any] | None:
+    """The cluster-vars ConfigMap as the cluster has it, or None."""
+    return kube.read_config_map(ctx, cluster_vars.NAMESPACE, cluster_vars.NAME)
 
 
 def ensure_cluster_vars(ctx: Context) -> ClusterVars:
     values = build_cluster_vars(ctx)
     current = current_cluster_vars(ctx)
     label = f"{cluster_vars.NAMESPACE}/{cluster_vars.NAME}"
-    if current == values.data():
+    wanted = values.configmap()
+    if current is not None and current.get("data") == wanted["data"]:
         ctx.record("ConfigMap", label, "exists", f"{len(values.data())} values")
         return values
-    kube.kubectl(ctx, ["apply", "-f", "-"], stdin=json.dumps(manifests(values)))
+    kube.write_config_map(ctx, wanted, current)
     ctx.record("ConfigMap", label, "created" if current is None else "updated", f"{len(values.data())} values")
     return values
 
 
 def bootstrapped(ctx: Context) -> bool:
     """Whether Flux already syncs this cluster (its flux-system Kustomization exists)."""
-    groups = kube.kubectl(ctx, ["api-resources", "--api-group=kustomize.toolkit.fluxcd.io", "-o", "name"])
-    if KUSTOMIZATIONS not in groups.split():
-        return False
-    found = kube.kubectl(
-        ctx, ["get", KUSTOMIZATIONS, "flux-system", "-n", cluster_vars.NAMESPACE, "--ignore-not-found", "-o", "name"]
+    return kube.kustomization(ctx, cluster_vars.NAMESPACE, "flux-system") is not None
+
+
+def github_token_needs(url: str, branch: str) -> str:
+    """What the token of flux bootstrap github must allow. Without --token-auth, flux adds a deploy key
+    (fluxcd/flux2 v2.9.4 pkg/bootstrap/bootstrap_provider.go reconcileDeployKey) and pushes its manifests
+    to --branch itself (pkg/bootstrap/bootstrap_plain_git.go ReconcileComponents, ReconcileSyncConfig)."""
+    return (
+        f"flux bootstrap github needs a token for {url} that may add a deploy key and push to {branch} "
+        f"(fine-grained: Administration read/write, Contents read/write, Metadata read; classic: repo) while it "
+        f"runs; if {branch} is protected, let that one push through or bootstrap before protecting it; export "
+        f"it in the shell (never put it in a file)"
     )
-    return bool(found.strip())
 
 
 def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
@@ -98,15 +93,14 @@ def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
     version = f"--version={FLUX_DISTRIBUTION}"
     if gitops.provider == "github":
         if not ctx.environ.get(GITHUB_TOKEN_ENV):
-            raise InputError(
-                f"{GITHUB_TOKEN_ENV} is not set: flux bootstrap github needs a token that may write to "
-                f"{gitops.url}; export it in the shell (never put it in a file)"
-            )
+            raise InputError(f"{GITHUB_TOKEN_ENV} is not set: {github_token_needs(gitops.url, gitops.branch)}")
         owner, repository = gitops.github_repository()
+        # No --token-auth: flux keeps the token only while bootstrapping and syncs with a read-only SSH deploy
+        # key it adds to the repository (fluxcd/flux2 v2.9.4 cmd/flux/bootstrap.go --token-auth and
+        # bootstrap_github.go --read-write-key, both false by default), so nothing expires in the cluster.
         command = [
             "bootstrap",
             "github",
-            "--token-auth",
             f"--owner={owner}",
             f"--repository={repository}",
             f"--branch={gitops.branch}",

@@ -44,3 +44,41 @@ def require(ctx: Context) -> HostedZone:
         return zone
 
     return ctx.fact("hosted_zone", lookup)
+
+
+def _change(route53: Any, zone_id: str, action: str, record: dict[str, Any], comment: str) -> None:
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Comment": comment, "Changes": [{"Action": action, "ResourceRecordSet": record}]},
+    )
+
+
+def _found(route53: Any, zone_id: str, name: str, kind: str) -> dict[str, Any] | None:
+    answer = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=name, StartRecordType=kind, MaxItems="1"
+    )
+    for item in answer.get("ResourceRecordSets", []):
+        if item["Name"] == name and item["Type"] == kind:
+            return dict(item)
+    return None
+
+
+def ensure_record(route53: Any, zone_id: str, name: str, kind: str, value: str, comment: str) -> bool:
+    """UPSERT the one-value record ``name`` unless it already holds ``value``; True if it was written."""
+    name = name if name.endswith(".") else name + "."
+    found = _found(route53, zone_id, name, kind)
+    if found and value in [entry.get("Value") for entry in found.get("ResourceRecords", [])]:
+        return False
+    record = {"Name": name, "Type": kind, "TTL": 300, "ResourceRecords": [{"Value": value}]}
+    _change(route53, zone_id, "UPSERT", record, comment)
+    return True
+
+
+def delete_record(route53: Any, zone_id: str, name: str, kind: str, value: str, comment: str) -> bool:
+    """DELETE ``name`` only while it holds exactly ``value`` (ours); True if it was deleted."""
+    name = name if name.endswith(".") else name + "."
+    found = _found(route53, zone_id, name, kind)
+    if not found or [entry.get("Value") for entry in found.get("ResourceRecords", [])] != [value]:
+        return False
+    _change(route53, zone_id, "DELETE", found, comment)
+    return True

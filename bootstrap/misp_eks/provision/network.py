@@ -9,6 +9,7 @@ group, so nothing here is configured twice: the VPC, the subnets and the securit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from misp_eks.provision import cluster
 from misp_eks.provision.context import Context
@@ -48,6 +49,13 @@ def outputs(ctx: Context) -> dict[str, str]:
     if found is None or found["StackStatus"] not in cluster.STACK_DONE:
         raise MissingPrerequisite(f"stack {ctx.names.cluster_stack}", "cluster")
     return {item["OutputKey"]: item["OutputValue"] for item in found.get("Outputs", [])}
+
+
+def vpc_of(cfn: Any, stack_name: str) -> str | None:
+    """The VPC eksctl's cluster stack made, or None where there is no such stack (yet, or any more)."""
+    found = cluster.stack(cfn, stack_name)
+    outputs = (found or {}).get("Outputs", [])
+    return next((str(item["OutputValue"]) for item in outputs if item["OutputKey"] == OUTPUT_VPC), None)
 
 
 def read(ctx: Context) -> ClusterNetwork:

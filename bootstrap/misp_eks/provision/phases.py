@@ -2,16 +2,18 @@
 
 Order and why:
 
-1. preflight: tools, credentials, three zones, hosted zone; nothing is created.
+1. preflight: tools, credentials, three zones, engine versions RDS and ElastiCache offer, hosted zone;
+   nothing is created.
 2. cluster: the KMS key first (eksctl needs its ARN), then the cluster.
-3. secrets: before data, unlike the issue's list, because the caches are created with AUTH tokens
+3. secrets: before data, because the caches are created with AUTH tokens
    that must already be in Secrets Manager (an AUTH token cannot be added to a running group
    without a rotation), and they must be generated exactly once. The data phase still makes the two
    token secrets itself if they are missing, so ``--only data`` works alone.
 4. data: VPC, subnets and security group come from the cluster's stack, so it follows the cluster;
-   the database and both caches are created concurrently.
+   the database, both caches and the file system are created concurrently.
 5. dns: certificates only need the hosted zone; they come before gitops because cluster-vars
-   carries their ARNs.
+   carries their ARNs. Then SES (settings email.enabled): its DKIM records, and the SMTP secret
+   that MISP's pods read, filled before gitops starts them.
 6. gitops: cluster-vars needs every fact above; Flux then reconciles the applications.
 7. verify: Flux's Kustomizations and the two public endpoints.
 """
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from misp_eks.provision import certificates, cluster, data, gitops, preflight, secrets, verify
+from misp_eks.provision import certificates, cluster, data, gitops, preflight, secrets, ses, verify
 from misp_eks.provision.context import Context
 
 
@@ -54,6 +56,7 @@ def select(only: str | None = None, until: str | None = None) -> tuple[Phase, ..
 
 def _dns(ctx: Context) -> None:
     certificates.ensure_all(ctx)
+    ses.ensure(ctx)
 
 
 def _runners(phases: tuple[Phase, ...], options: RunOptions) -> dict[Phase, Callable[[Context], None]]:

@@ -24,12 +24,17 @@ from misp_eks.provision import (
     cluster,
     database,
     db_parameters,
+    efs,
+    engine_versions,
     gitops,
     hosted_zone,
     kms,
     master_secret,
+    network,
+    preflight,
     secrets,
     security_groups,
+    ses,
     verify,
 )
 from misp_eks.provision.aws.session import Aws
@@ -61,6 +66,8 @@ class _Item:
     action: str | None = None
     """A fixed action (check, run, write) for what is not an AWS resource."""
     needs_cluster: bool = False
+    resolve: Callable[[], str] | None = None
+    """A read-only check whose answer is shown (an engine version resolved against what AWS offers)."""
 
 
 def _exists(call: Callable[[], Any], *missing: str) -> Callable[[], bool]:
@@ -74,6 +81,17 @@ def _tool_row(tools: Tools, spec: Any) -> PlanRow:
     except BootstrapError as error:
         notes = error.message
     return PlanRow(Phase.PREFLIGHT, "tool", spec.name, "check", notes)
+
+
+def _alarms_exist(cw: Any, wanted: list[str]) -> bool:
+    found = {item["AlarmName"] for item in cw.describe_alarms(AlarmNames=wanted).get("MetricAlarms", [])}
+    return found == set(wanted)
+
+
+def _engine_version(resolve: Callable[[], str], existing: Callable[[], list[str]]) -> str:
+    """The version a run would create with; where the resources exist, one no longer offered is a warning."""
+    used, warning = engine_versions.check_existing(resolve, existing)
+    return used if warning is None else f"{used} (warning: {warning})"
 
 
 def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
@@ -99,8 +117,47 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
         )
     )
     database_settings = settings.database
+    settings_file = f"clusters/{env.name}/settings.yaml"
+
+    def vpc() -> str | None:
+        return network.vpc_of(cfn, names.cluster_stack)
+
     items = [
         _Item(Phase.PREFLIGHT, "availability zones", names.region, ", ".join(config.availabilityZones), action="check"),
+        _Item(
+            Phase.PREFLIGHT,
+            engine_versions.DATABASE_KIND,
+            f"{database_settings.engine} {database_settings.engine_version}",
+            "the newest minor RDS offers for a major.minor",
+            action="check",
+            resolve=lambda: _engine_version(
+                lambda: engine_versions.resolve_database(
+                    rds,
+                    engine=database_settings.engine,
+                    configured=database_settings.engine_version,
+                    settings_file=settings_file,
+                    region=names.region,
+                ),
+                lambda: preflight.existing_database(rds, names.db_instance),
+            ),
+        ),
+        _Item(
+            Phase.PREFLIGHT,
+            engine_versions.CACHE_KIND,
+            f"{settings.caches.engine} {settings.caches.engine_version}",
+            "offered by ElastiCache",
+            action="check",
+            resolve=lambda: _engine_version(
+                lambda: engine_versions.resolve_cache(
+                    ec,
+                    engine=settings.caches.engine,
+                    configured=settings.caches.engine_version,
+                    settings_file=settings_file,
+                    region=names.region,
+                ),
+                lambda: preflight.existing_caches(ec, [names.cache_group(app) for app in caches.APPS]),
+            ),
+        ),
         _Item(
             Phase.PREFLIGHT,
             "Route53 hosted zone",
@@ -132,6 +189,8 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
         notes = (
             "operator fills in (created empty)" if spec.operator_supplied else f"generated once: {', '.join(spec.keys)}"
         )
+        if spec.filled_by:
+            notes = f"created empty; the {spec.filled_by} phase fills it once when settings ask for it"
         items.append(
             _Item(
                 Phase.SECRETS,
@@ -148,7 +207,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             names.db_security_group,
             f"tcp/{naming.DATABASE_PORT} from the cluster security group only",
             needs_cluster=True,
-            probe=lambda: security_groups.find_by_name(ec2, names.db_security_group) is not None,
+            probe=lambda: security_groups.find_owned(ec2, names.cluster, names.db_security_group, vpc()) is not None,
         ),
         _Item(
             Phase.DATA,
@@ -156,7 +215,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             names.cache_security_group,
             f"tcp/{naming.CACHE_PORT} from the cluster security group only",
             needs_cluster=True,
-            probe=lambda: security_groups.find_by_name(ec2, names.cache_security_group) is not None,
+            probe=lambda: security_groups.find_owned(ec2, names.cluster, names.cache_security_group, vpc()) is not None,
         ),
         _Item(
             Phase.DATA,
@@ -171,11 +230,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             db_parameters.KIND,
             names.db_parameter_group,
             f"{db_parameters.family(database_settings)}: MISP's MySQL settings, sql_mode without ONLY_FULL_GROUP_BY",
-            probe=lambda: bool(
-                rds.describe_db_parameter_groups(
-                    Filters=[{"Name": "db-parameter-group-name", "Values": [names.db_parameter_group]}]
-                ).get("DBParameterGroups")
-            ),
+            probe=lambda: db_parameters.find(rds, names.db_parameter_group) is not None,
         ),
         _Item(
             Phase.DATA,
@@ -198,6 +253,30 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             names.attachments_bucket,
             f"versioned, SSE-S3, public access blocked, TLS only, noncurrent versions {bucket.NONCURRENT_DAYS} days",
             probe=lambda: bucket.exists(s3, names.attachments_bucket),
+        ),
+        _Item(
+            Phase.DATA,
+            security_groups.KIND,
+            names.files_security_group,
+            f"tcp/{efs.NFS_PORT} from the cluster security group only: the file system's mount targets",
+            needs_cluster=True,
+            probe=lambda: security_groups.find_owned(ec2, names.cluster, names.files_security_group, vpc()) is not None,
+        ),
+        _Item(
+            Phase.DATA,
+            efs.KIND,
+            names.files_creation_token,
+            f"MISP's shared files: {efs.THROUGHPUT_MODE} throughput (billed per GB transferred) and storage per "
+            "GB-month, encrypted, automatic backups, TLS only, a mount target per zone; kept by --destroy",
+            probe=lambda: efs.find(client("efs"), names.files_creation_token, names.cluster) is not None,
+        ),
+        _Item(
+            Phase.DATA,
+            efs.ACCESS_POINT_KIND,
+            names.files_creation_token,
+            f"{efs.ROOT_DIRECTORY} as www-data: the directory of the volume misp-files, the same after every "
+            "re-deploy; no charge; kept by --destroy",
+            probe=lambda: efs.access_point_exists(client("efs"), names),
         ),
         _Item(
             Phase.DATA,
@@ -258,7 +337,14 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
             alarms.ALARM_KIND + "s",
             names.cluster,
             "CPU, free storage, memory, replication lag",
-            probe=lambda: bool(cw.describe_alarms(AlarmNamePrefix=names.db_instance).get("MetricAlarms")),
+            # By exact names (a prefix matches other teams' alarms too): all of the database's.
+            probe=lambda: _alarms_exist(
+                cw,
+                [
+                    alarm.name
+                    for alarm in alarms.database_alarms_of(names.db_instance, database_settings.allocated_storage_gib)
+                ],
+            ),
         ),
     ]
     for app, domain in (("misp", settings.hostnames.misp), ("dashboard", settings.hostnames.dashboard)):
@@ -271,6 +357,26 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
                 probe=lambda domain=domain: certificates.find(acm, domain, names.cluster) is not None,
             )
         )
+    if settings.email.enabled:
+        sesv2 = client("sesv2")
+        items += [
+            _Item(
+                Phase.DNS,
+                ses.IDENTITY,
+                settings.email_domain,
+                "Easy DKIM (3 CNAMEs in the hosted zone); sending USD 0.10 per 1000 e-mails; in the SES sandbox "
+                "until production access is granted (only verified recipients)",
+                probe=lambda: ses.find_identity(sesv2, settings.email_domain) is not None,
+            ),
+            _Item(
+                Phase.DNS,
+                ses.USER,
+                names.ses_smtp_user,
+                f"one access key (SMTP password in {names.secret(naming.MISP_SMTP)}): may send only from "
+                f"{settings.misp.sender}; a leaked key can send mail as MISP",
+                probe=_exists(lambda: iam.get_user(UserName=names.ses_smtp_user), "NoSuchEntity"),
+            ),
+        ]
     gitops_settings = settings.gitops
     items += [
         _Item(
@@ -345,6 +451,13 @@ def _probe(item: _Item) -> str:
 def _action(item: _Item, aws: Aws | None, cluster_exists: bool) -> str:
     if aws is None:
         return item.action or NO_CREDENTIALS
+    if item.resolve is not None:
+        try:
+            return f"{item.action}: {item.resolve()}"
+        except BootstrapError as error:
+            return f"{item.action}: failed ({error.message})"
+        except (BotoCoreError, ClientError) as error:
+            return f"{item.action}: unknown ({describe_aws_error(error).message})"
     if item.action and item.probe is None:
         return item.action
     if item.needs_cluster and not cluster_exists:

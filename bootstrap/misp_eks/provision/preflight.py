@@ -1,11 +1,13 @@
-"""Before anything is created: the tools, the AWS identity, three zones, and the hosted zone."""
+"""Before anything is created: the tools, the AWS identity, three zones, the engine versions RDS and
+ElastiCache offer (for what a run would create), and the hosted zone."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from misp_eks.environment import REQUIRED_ZONES
-from misp_eks.provision import cluster, gitops, hosted_zone
+from misp_eks.provision import caches, cluster, database, engine_versions, gitops, hosted_zone
 from misp_eks.provision.context import Context
 from misp_eks.provision.errors import InputError
 from misp_eks.provision.tools import ALL_TOOLS, format_version
@@ -45,11 +47,32 @@ def check_zones(ctx: Context) -> None:
     ctx.record("availability zones", region, "exists", ", ".join(wanted))
 
 
+def existing_database(rds: Any, identifier: str) -> list[str]:
+    """The RDS instance, if it exists: it keeps its engine version."""
+    return [identifier] if database.find(rds, identifier) is not None else []
+
+
+def existing_caches(elasticache: Any, group_ids: list[str]) -> list[str]:
+    """The replication groups if all exist (one missing would be created with the configured version)."""
+    return group_ids if all(caches.find(elasticache, group) is not None for group in group_ids) else []
+
+
+def check_engine_versions(ctx: Context) -> None:
+    names = ctx.names
+    groups = [names.cache_group(app) for app in caches.APPS]
+    engine_versions.check(
+        ctx,
+        database_exists=lambda: existing_database(ctx.client("rds"), names.db_instance),
+        caches_exist=lambda: existing_caches(ctx.client("elasticache"), groups),
+    )
+
+
 def run(ctx: Context, phases: Iterable[str]) -> None:
     check_tools(ctx)
     identity = ctx.aws.identity()
     ctx.record("AWS identity", identity.arn, "exists", f"account {identity.account}")
     check_zones(ctx)
+    check_engine_versions(ctx)
     zone = hosted_zone.require(ctx)
     ctx.record("Route53 hosted zone", zone.name, "exists", zone.id)
     # A new cluster will need flux bootstrap github: say so now, not after an hour of cluster creation.
@@ -61,6 +84,6 @@ def run(ctx: Context, phases: Iterable[str]) -> None:
         and cluster.describe(ctx.client("eks"), ctx.names.cluster) is None
     ):
         raise InputError(
-            f"{gitops.GITHUB_TOKEN_ENV} is not set: the gitops phase runs flux bootstrap github; export a token "
-            f"that may write to {ctx.settings.gitops.url} (never put it in a file)"
+            f"{gitops.GITHUB_TOKEN_ENV} is not set: the gitops phase runs flux bootstrap github, and "
+            + gitops.github_token_needs(ctx.settings.gitops.url, ctx.settings.gitops.branch)
         )

@@ -107,8 +107,9 @@ GENERATORS: dict[str, Callable[[Sources], dict[str, str]]] = {
 
 
 def generate(spec: naming.SecretSpec, sources: Sources) -> dict[str, str]:
-    """A new value for ``spec``: empty for the operator-supplied ones."""
-    if spec.operator_supplied:
+    """A new value for ``spec``: empty for the operator-supplied ones and those a later phase fills
+    (MISP's ExternalSecrets then always resolve: misp/smtp's access key exists only with e-mail on)."""
+    if spec.starts_empty:
         return dict.fromkeys(spec.keys, "")
     generated = GENERATORS[spec.suffix](sources)
     if set(generated) != set(spec.keys):
@@ -155,6 +156,8 @@ def ensure(ctx: Context, spec: naming.SecretSpec) -> None:
         ctx.record(KIND, name, "exists", "created meanwhile; kept")
         return
     detail = "empty: fill in by hand" if spec.operator_supplied else "generated"
+    if spec.filled_by:
+        detail = f"empty: the {spec.filled_by} phase fills it when settings ask for it"
     ctx.record(KIND, name, "created", detail)
 
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from misp_eks import naming
+from misp_eks.provision import network
 from misp_eks.provision import tags as tagging
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import error_code
+from misp_eks.provision.errors import BootstrapError, error_code
 from misp_eks.provision.network import ClusterNetwork
 from misp_eks.provision.waiting import Poll
 
@@ -23,15 +25,47 @@ class Firewall:
     port: int
 
 
-def find(ec2: Any, vpc_id: str, name: str) -> dict[str, Any] | None:
+def _owned_by(group: dict[str, Any], cluster: str) -> bool:
+    return any(tag["Key"] == naming.CLUSTER_TAG and tag["Value"] == cluster for tag in group.get("Tags", []))
+
+
+def find(ec2: Any, vpc_id: str, name: str, cluster: str) -> dict[str, Any] | None:
+    """The group ``name`` of the cluster's VPC, if this cluster created it (it carries the cluster tag).
+
+    A group of that name in the VPC without the tag is someone else's: adopting it would revoke its
+    rules, so it is an error naming it (group names are unique within a VPC: it must be renamed or removed).
+    """
     groups = ec2.describe_security_groups(
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
     )["SecurityGroups"]
+    foreign = [group["GroupId"] for group in groups if not _owned_by(group, cluster)]
+    if foreign:
+        raise BootstrapError(
+            f"{KIND} {name} in {vpc_id} ({', '.join(foreign)}) lacks the tag {naming.CLUSTER_TAG}={cluster}: "
+            "it was not created for this cluster and is left alone; rename or delete it, or tag it if it is this "
+            "cluster's"
+        )
     return groups[0] if groups else None
 
 
-def find_by_name(ec2: Any, name: str) -> dict[str, Any] | None:
-    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+def find_owned(ec2: Any, cluster: str, name: str, vpc_id: str | None = None) -> dict[str, Any] | None:
+    """The group ``name`` this cluster created, in the cluster's VPC (``None``: no stack to tell it,
+    any VPC). Group names are unique only within a VPC, so another team's group of the same name is told
+    apart by the cluster tag the bootstrap puts on its own."""
+    filters = [
+        {"Name": "group-name", "Values": [name]},
+        {"Name": f"tag:{naming.CLUSTER_TAG}", "Values": [cluster]},
+    ]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    groups = [
+        group
+        for page in ec2.get_paginator("describe_security_groups").paginate(Filters=filters)
+        for group in page.get("SecurityGroups", [])
+    ]
+    if len(groups) > 1:
+        ids = ", ".join(group["GroupId"] for group in groups)
+        raise BootstrapError(f"{KIND} {name}: {len(groups)} groups carry {naming.CLUSTER_TAG}={cluster} ({ids})")
     return groups[0] if groups else None
 
 
@@ -67,7 +101,7 @@ def _rules(permissions: list[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
 def ensure(ctx: Context, network: ClusterNetwork, firewall: Firewall) -> str:
     """The group's id; its rules converge to exactly the one ingress rule and no egress."""
     ec2 = ctx.client("ec2")
-    group = find(ec2, network.vpc_id, firewall.name)
+    group = find(ec2, network.vpc_id, firewall.name, ctx.names.cluster)
     action = "exists"
     if group is None:
         group_id = ec2.create_security_group(
@@ -119,7 +153,8 @@ def _permission(rule: tuple[str, int, int, str]) -> dict[str, Any]:
 def delete(ctx: Context, name: str) -> None:
     """Delete a group by name; the network interfaces of a deleted database linger a while, so retry."""
     ec2 = ctx.client("ec2")
-    group = find_by_name(ec2, name)
+    vpc_id = network.vpc_of(ctx.client("cloudformation"), ctx.names.cluster_stack)
+    group = find_owned(ec2, ctx.names.cluster, name, vpc_id)
     if group is None:
         ctx.record(KIND, name, "skipped", "not found")
         return

@@ -1,4 +1,4 @@
-"""eksctl, flux, kubectl and gpg: found on PATH, version-checked, run with timeouts.
+"""eksctl, flux and gpg: found on PATH, version-checked, run with timeouts.
 
 Each tool is looked up on the PATH of the environment the bootstrap was started with, so tests can
 put recording stand-ins first. Output of long commands is forwarded line by line to the progress
@@ -7,7 +7,6 @@ display; a failure is reported with the command and its last error line.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -29,15 +28,15 @@ def parse_version(text: str) -> Version | None:
     return (int(found.group(1)), int(found.group(2)), int(found.group(3))) if found else None
 
 
-def _kubectl_version(text: str) -> Version | None:
-    try:
-        return parse_version(json.loads(text)["clientVersion"]["gitVersion"])
-    except (ValueError, KeyError, TypeError):
-        return parse_version(text)
-
-
 def format_version(version: Version) -> str:
     return ".".join(map(str, version))
+
+
+def minor_of(release: str) -> tuple[int, int]:
+    found = parse_version(release)
+    if found is None:
+        raise ValueError(f"not a release version: {release}")
+    return found[0], found[1]
 
 
 @dataclass(frozen=True)
@@ -48,28 +47,74 @@ class ToolSpec:
     install: str
     why: str
     parse: Callable[[str], Version | None] = parse_version
+    series: tuple[int, int] | None = None
+    """Only this major.minor will do (a newer minor is refused too), because of ``series_reason``."""
+    series_reason: str = ""
+    recommended: str | None = None
+    """The release to name when the found one will not do."""
 
 
-# Minimum versions. eksctl 0.222.0 is the first release that knows Kubernetes 1.35
-# (pkg/apis/eksctl.io/v1alpha5 Version1_35), and cluster.yaml validates against its schema; flux 2.9.0,
-# the minor of the Flux release the bootstrap installs (gitops.FLUX_DISTRIBUTION), which serves
-# HelmRelease spec.install.strategy (helm-controller 1.4, Flux 2.7) the manifests use; kubectl within one minor version
-# of the cluster (1.35) per the Kubernetes version-skew policy; GnuPG 2.2 for --pinentry-mode loopback.
+# The Flux release the cluster runs (flux bootstrap --version). A flux CLI that is a release installs
+# only releases of its own major.minor (a pre-release CLI any release) and its own release from the
+# manifests it embeds (fluxcd/flux2 v2.9.4 cmd/flux/version_utils.go getVersion, internal/utils/utils.go
+# CompatibleVersion).
+# renovate: datasource=github-releases depName=fluxcd/flux2
+FLUX_DISTRIBUTION = "v2.9.4"
+
+# The first eksctl release that knows each Kubernetes minor (its Version1_<minor> constant in
+# eksctl-io/eksctl pkg/apis/eksctl.io/v1alpha5/types.go, first present at that tag). The eksctl minimum
+# must know every clusters/*/cluster.yaml metadata.version: a minor missing here has to be added, with
+# the eksctl release that brought it, before a cluster moves to it.
+EKSCTL_FOR_KUBERNETES: dict[tuple[int, int], Version] = {
+    (1, 30): (0, 169, 0),
+    (1, 31): (0, 179, 0),
+    (1, 32): (0, 191, 0),
+    (1, 33): (0, 209, 0),
+    (1, 34): (0, 222, 0),
+    (1, 35): (0, 222, 0),
+}
+
+# Minimum versions. eksctl: the first release that knows the clusters' Kubernetes (EKSCTL_FOR_KUBERNETES;
+# cluster.yaml validates against its schema); it has create cluster --write-kubeconfig
+# (pkg/ctl/create/cluster.go). flux: the minor of FLUX_DISTRIBUTION, which serves HelmRelease
+# spec.install.strategy (helm-controller 1.4, Flux 2.7) the manifests use; GnuPG 2.2 for
+# --pinentry-mode loopback.
 EKSCTL = ToolSpec(
     "eksctl", (0, 222, 0), ("version",), "https://eksctl.io/installation/", "creates and deletes the cluster"
 )
-FLUX = ToolSpec("flux", (2, 9, 0), ("version", "--client"), "https://fluxcd.io/flux/installation/", "bootstraps GitOps")
-KUBECTL = ToolSpec(
-    "kubectl",
-    (1, 34, 0),
-    ("version", "--client", "-o", "json"),
-    "https://kubernetes.io/docs/tasks/tools/",
-    "writes cluster-vars and checks Flux",
-    _kubectl_version,
+
+
+FLUX = ToolSpec(
+    "flux",
+    (*minor_of(FLUX_DISTRIBUTION), 0),
+    ("version", "--client"),
+    f"https://github.com/fluxcd/flux2/releases/tag/{FLUX_DISTRIBUTION}",
+    "bootstraps GitOps",
+    series=minor_of(FLUX_DISTRIBUTION),
+    series_reason=f"flux bootstrap from a CLI release installs only Flux releases of the CLI's own minor, and the "
+    f"bootstrap installs Flux {FLUX_DISTRIBUTION}",
+    recommended=FLUX_DISTRIBUTION.removeprefix("v"),
 )
 GPG = ToolSpec("gpg", (2, 2, 0), ("--version",), "your package manager (gnupg)", "generates MISP's OpenPGP key")
-ALL_TOOLS = (EKSCTL, FLUX, KUBECTL, GPG)
+ALL_TOOLS = (EKSCTL, FLUX, GPG)
 VERSION_TIMEOUT_SECONDS = 30
+
+
+def wanted(spec: ToolSpec) -> str:
+    """What to install, in words: ``flux 2.9.4 (any 2.9.x)`` or ``eksctl >= 0.222.0``."""
+    if spec.series is not None:
+        series = ".".join(map(str, spec.series))
+        return f"{spec.name} {spec.recommended or series + '.x'} (any {series}.x)"
+    return f"{spec.name} >= {format_version(spec.minimum)}"
+
+
+def version_problem(spec: ToolSpec, version: Version) -> str | None:
+    """Why ``version`` of ``spec`` will not do, or None."""
+    if spec.series is not None and version[:2] != spec.series:
+        return f"will not do ({spec.series_reason}): install {wanted(spec)} from {spec.install}"
+    if version < spec.minimum:
+        return f"is too old: {format_version(spec.minimum)} or newer is needed ({spec.install})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -99,19 +144,14 @@ class Tools:
                 return self._found[spec.name]
         path = self.locate(spec)
         if path is None:
-            raise ToolError(
-                f"{spec.name} not found on PATH ({spec.why}): install {spec.name} >= "
-                f"{format_version(spec.minimum)} from {spec.install}"
-            )
+            raise ToolError(f"{spec.name} not found on PATH ({spec.why}): install {wanted(spec)} from {spec.install}")
         output = self._output([str(path), *spec.version_args], VERSION_TIMEOUT_SECONDS)
         version = spec.parse(output)
         if version is None:
             raise ToolError(f"cannot tell the version of {path} from `{' '.join(spec.version_args)}`: {output[:80]!r}")
-        if version < spec.minimum:
-            raise ToolError(
-                f"{spec.name} {format_version(version)} at {path} is too old: {format_version(spec.minimum)} or "
-                f"newer is needed ({spec.install})"
-            )
+        problem = version_problem(spec, version)
+        if problem:
+            raise ToolError(f"{spec.name} {format_version(version)} at {path} {problem}")
         found = Found(spec, path, version)
         with self._lock:
             self._found[spec.name] = found

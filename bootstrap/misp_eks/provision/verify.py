@@ -8,20 +8,20 @@ the certificate against the real hostname: a test aid.
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from misp_eks.provision import cluster, kube
+from misp_eks.provision import cluster, flux_wait, kube
 from misp_eks.provision.context import Context
+from misp_eks.provision.errors import BootstrapError, format_duration
 from misp_eks.provision.waiting import Poll
 from misp_eks.settings import Hostnames
 
 CONNECT_TO_ENV = "MISP_EKS_VERIFY_CONNECT_TO"
-KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
+FLUX_NAMESPACE = "flux-system"
 HttpGet = Callable[[str, float], int]
 
 
@@ -67,26 +67,54 @@ def endpoints(hostnames: Hostnames) -> dict[str, str]:
     }
 
 
-def not_ready(listing: dict[str, Any]) -> list[str]:
+def suspended(items: list[dict[str, Any]]) -> list[str]:
+    """Kustomizations with spec.suspend: Flux leaves their status as it was, so their Ready says nothing."""
+    return [item.get("metadata", {}).get("name", "?") for item in items if item.get("spec", {}).get("suspend") is True]
+
+
+def not_ready(items: list[dict[str, Any]]) -> list[str]:
+    """Those not Ready for their current spec: suspended, no Ready=True, or a status older than the spec
+    (status.observedGeneration behind metadata.generation: fluxcd/kustomize-controller api/v1
+    KustomizationStatus.ObservedGeneration, the generation it last reconciled)."""
+    stopped = set(suspended(items))
     waiting = []
-    for item in listing.get("items", []):
-        conditions = item.get("status", {}).get("conditions", [])
+    for item in items:
+        meta, status = item.get("metadata", {}), item.get("status", {})
+        conditions = status.get("conditions", [])
         ready = next((c for c in conditions if c.get("type") == "Ready"), None)
-        if ready is None or ready.get("status") != "True":
-            waiting.append(item.get("metadata", {}).get("name", "?"))
+        current = status.get("observedGeneration") == meta.get("generation")
+        if meta.get("name", "?") in stopped or ready is None or ready.get("status") != "True" or not current:
+            waiting.append(meta.get("name", "?"))
     return waiting
 
 
+def kustomizations_timeout(ctx: Context) -> float:
+    """The timing's, or as long as the repository's Flux Kustomizations may take (flux_wait)."""
+    if ctx.timing.kustomizations is not None:
+        return ctx.timing.kustomizations
+    return flux_wait.flux_chain_seconds(ctx.env.root, ctx.env.name)
+
+
 def wait_kustomizations(ctx: Context) -> None:
+    timeout = kustomizations_timeout(ctx)
+
     def probe() -> Poll[None]:
-        listing = json.loads(kube.kubectl(ctx, ["get", KUSTOMIZATIONS, "-n", "flux-system", "-o", "json"]) or "{}")
-        if not listing.get("items"):
+        items = kube.kustomizations(ctx, FLUX_NAMESPACE)
+        if not items:
             return Poll(False, "no Kustomizations yet")
-        waiting = not_ready(listing)
+        stopped = suspended(items)
+        if stopped:  # waiting would not help: Flux does nothing with them until they are resumed
+            raise BootstrapError(
+                f"Flux Kustomizations suspended in {FLUX_NAMESPACE}: {', '.join(stopped)} (by flux suspend, or by "
+                f"an interrupted --destroy); resume them with `flux resume kustomization -n {FLUX_NAMESPACE} "
+                f"{' '.join(stopped)}` and run the verify phase again (--only verify)"
+            )
+        waiting = not_ready(items)
         return Poll(not waiting, f"not ready: {', '.join(waiting)}" if waiting else "all ready")
 
-    ctx.wait("every Flux Kustomization in flux-system to be Ready", probe, timeout=ctx.timing.kustomizations)
-    ctx.record("Flux Kustomizations", "flux-system", "exists", "all Ready")
+    what = f"every Flux Kustomization in {FLUX_NAMESPACE} to be Ready (up to {format_duration(timeout)})"
+    ctx.wait(what, probe, timeout=timeout)
+    ctx.record("Flux Kustomizations", FLUX_NAMESPACE, "exists", "all Ready")
 
 
 def wait_endpoints(ctx: Context) -> None:

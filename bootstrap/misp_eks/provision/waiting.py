@@ -30,11 +30,14 @@ class Timing:
 
     database: float = 90 * 60
     cache: float = 60 * 60
+    file_system: float = 15 * 60
     certificate: float = 30 * 60
     stack: float = 60 * 60
     eksctl: float = 90 * 60
-    flux: float = 15 * 60
-    kustomizations: float = 30 * 60
+    flux: float = 13 * 60
+    """Below the 15 minutes EKS accepts the token in the kubeconfig flux gets (eks_token.LIFETIME_SECONDS)."""
+    kustomizations: float | None = None
+    """None: as long as the repository's Flux Kustomizations may take (verify.flux_chain_seconds)."""
     endpoints: float = 10 * 60
     teardown: float = 20 * 60
     tool: float = 5 * 60
@@ -48,6 +51,7 @@ class Timing:
         return cls(
             database=5,
             cache=5,
+            file_system=5,
             certificate=5,
             stack=5,
             eksctl=60,

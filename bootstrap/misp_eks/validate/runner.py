@@ -15,6 +15,7 @@ from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTER_FILE, CLUSTERS_DIR, Environment, environment_names, load_environment
 from misp_eks.envsubst import invalid_names
 from misp_eks.problems import Problem, UserError
+from misp_eks.provision.names import name_problems
 from misp_eks.validate import graph, references
 from misp_eks.validate.build import build_tree
 from misp_eks.validate.discovery import Layout, discover
@@ -226,6 +227,7 @@ class _Validator:
                 self.all_environments_loaded = False
                 continue
             self.report.environments[name] = env
+            self.report.problems.extend(name_problems(env))
         try:
             kind_cluster = kind.load(self.root)
         except UserError as error:

@@ -1,10 +1,11 @@
 #!/bin/bash
-# Init container of every MISP pod (misp-core image, as root). Prepares two volumes that
-# misp-core's Kubernetes entrypoint (/kubernetes/entrypoint_fpm.sh) then uses:
+# Init container of every MISP pod (misp-core image, as root). Prepares what misp-core's Kubernetes
+# entrypoint (/kubernetes/entrypoint_fpm.sh) then uses:
 #   /prepared/supervisor  the image's /etc/supervisor/conf.d with this pod's role applied, copied
 #                         into the container's own conf.d at each of its starts (core-pod.yaml);
 #   /prepared/gnupg       MISP's one GPG key, imported from the misp-gpg Secret, so that
-#                         configure_misp.sh finds trustdb.gpg and generates no key of its own.
+#                         configure_misp.sh finds trustdb.gpg and generates no key of its own;
+#   /misp-files           the volume of the files MISP keeps (MISP_DATA_DIRS), seeded once.
 # Usage: prepare-pod.sh web|workers
 set -euo pipefail
 
@@ -13,6 +14,21 @@ role="${1:?usage: prepare-pod.sh web|workers}"
 upstream="${MISP_EKS_SUPERVISOR_SOURCE:-/etc/supervisor/conf.d}"
 prepared="${MISP_EKS_PREPARED_DIR:-/prepared}"
 key_file="${MISP_EKS_GPG_KEY_FILE:-/gpg/private_key}"
+files_dist="${MISP_EKS_FILES_DIST:-/var/www/MISP/app/files.dist}"
+shared="${MISP_EKS_SHARED_FILES:-/misp-files}"
+
+# The directories of app/files that misp-core mounts from the misp-files volume (core-pod.yaml).
+MISP_DATA_DIRS=(img/orgs img/custom certs terms)
+# Each gets the image's own content (the shipped organisation logos, placeholders), once: nothing
+# MISP wrote is overwritten (-n), and nothing keeps the image's read-only mode 0550 (misp-docker
+# core/Dockerfile), which would let no later writer replace it. On EFS every call runs as the access
+# point's www-data whoever makes it; elsewhere (kind) the files are handed over to www-data.
+# (cp -n skips existing files and succeeds, in the image's coreutils 9.7 as before 9.2.)
+for dir in "${MISP_DATA_DIRS[@]}"; do
+  mkdir -p "$shared/$dir"
+  if [[ -d "$files_dist/$dir" ]]; then cp -rn --no-preserve=mode "$files_dist/$dir/." "$shared/$dir/"; fi
+done
+find "$shared" \( ! -user 33 -o ! -group 33 \) -exec chown 33:33 {} + # www-data; none on EFS
 
 cp -a "$upstream/." "$prepared/supervisor/"
 case "$role" in

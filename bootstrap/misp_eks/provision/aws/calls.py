@@ -1,7 +1,8 @@
 """A record of every AWS operation a run makes: for error messages, tests and debugging.
 
 Set ``MISP_EKS_RECORD_CALLS=<file>`` to append one JSON line per operation
-(``{"service", "operation", "mutating", "params"}``; secret values are redacted). Tests use it to
+(``{"service", "api", "operation", "mutating", "params"}``; secret values are redacted, their keys kept,
+so that the requests can still be checked against botocore's service models). Tests use it to
 prove that a re-run on a converged environment makes no mutating call; operators can use it to see
 exactly what the bootstrap did.
 """
@@ -21,11 +22,31 @@ READ_ONLY_OPERATIONS = frozenset({"BatchGetSecretValue", "LookupEvents"})
 """Operations that change nothing although their names do not start with a read prefix."""
 # IAM action prefixes that differ from the signing name of the service.
 _ACTION_PREFIX = {"monitoring": "cloudwatch"}
-_SENSITIVE = ("token", "secretstring", "secretbinary", "password", "passphrase", "privatekey")
+# Request members that carry a secret, by exact name (botocore service models): CreationToken,
+# ClientToken, IdempotencyToken and NextToken name or page resources and stay visible.
+_SENSITIVE = frozenset(
+    {
+        "AuthToken",
+        "SecretString",
+        "SecretBinary",
+        "MasterUserPassword",
+        "NewPassword",
+        "OldPassword",
+        "Password",
+        "Passphrase",
+        "PrivateKey",
+        "Plaintext",
+        "SecretAccessKey",
+        "SessionToken",
+    }
+)
 # Parameters that name the resource an operation acts on, most specific first.
 _RESOURCE_KEYS = (
     "DBInstanceIdentifier",
     "ReplicationGroupId",
+    "MountTargetId",
+    "FileSystemId",
+    "CreationToken",
     "DBSubnetGroupName",
     "CacheSubnetGroupName",
     "DBParameterGroupName",
@@ -55,17 +76,20 @@ def is_mutating(operation: str) -> bool:
     return not (operation.startswith(READ_PREFIXES) or operation in READ_ONLY_OPERATIONS)
 
 
+REDACTED = "<redacted>"
+BYTES = "<bytes>"
+REDACTED_VALUES = frozenset({REDACTED, BYTES})
+"""What stands in a log for a value that is not written out."""
+
+
 def redact(value: Any) -> Any:
     """Parameters with anything secret replaced, for logs."""
     if isinstance(value, dict):
-        return {
-            key: "<redacted>" if any(s in str(key).lower() for s in _SENSITIVE) else redact(item)
-            for key, item in value.items()
-        }
+        return {key: REDACTED if key in _SENSITIVE else redact(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
     if isinstance(value, bytes | bytearray):
-        return "<bytes>"
+        return BYTES
     return value
 
 
@@ -82,6 +106,8 @@ class Call:
     service: str
     operation: str
     params: dict[str, Any]
+    api: str = ""
+    """botocore's name of the service (boto3.client's), where ``service`` is its signing name."""
 
     @property
     def mutating(self) -> bool:
@@ -94,6 +120,7 @@ class Call:
     def as_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
+            "api": self.api,
             "operation": self.operation,
             "mutating": self.mutating,
             "params": redact(self.params),
@@ -113,7 +140,7 @@ class CallLog:
         events.register("before-parameter-build", self._record)
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        call = Call(model.service_model.signing_name, model.name, dict(params))
+        call = Call(model.service_model.signing_name, model.name, dict(params), model.service_model.service_name)
         self._local.last = call
         with self._lock:
             self.calls.append(call)

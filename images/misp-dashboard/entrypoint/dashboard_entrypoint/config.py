@@ -168,6 +168,21 @@ BADGE_ICONS = 5
 TROPHY_ICONS = 12
 
 
+# Upstream's templates/contrib.html puts rank titles, badge and trophy texts and the category lists, through
+# json.dumps, inside single-quoted JavaScript strings: JSON.parse('{{ org_rank_json|safe }}'). A ' ends the string,
+# the \" and \\ of json.dumps become " and \ in it (invalid JSON), a < can close the <script> element, and a
+# control character (a line break, a tab) is invalid in the JSON text once the string is read.
+SCRIPT_UNSAFE = ("'", '"', "\\", "<")
+
+
+def _script_safe(path: Path, section: str, key: str, text: str) -> None:
+    if any(ch in text for ch in SCRIPT_UNSAFE) or any(ord(ch) < 0x20 for ch in text):
+        raise ConfigError(
+            f"{path}: [{section}] {key}: {text!r} would break the contributors page's JavaScript"
+            " (no ', \", \\, < or control characters)"
+        )
+
+
 def _json(path: Path, section: str, key: str, value: str, kind: str) -> object:
     try:
         parsed = json.loads(value)
@@ -227,6 +242,13 @@ def _check_ranking_semantics(path: Path, values: dict[str, dict[str, str]]) -> N
         parsed = _json(path, section, key, values[section].get(key, ""), "a list of strings")
         if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
             raise ConfigError(f"{path}: [{section}] {key} must be a JSON list of strings")
+        if key != "textsarray":  # the additional texts are rendered by Jinja (escaped), not parsed by JavaScript
+            for item in parsed:
+                _script_safe(path, section, key, item)
+    for section in ("rankTitle", "HonorBadge", "HonorTrophy"):
+        for key, text in values[section].items():
+            if key.isdigit():
+                _script_safe(path, section, key, text)
     default_points = _json(
         path,
         "monthlyRanking",

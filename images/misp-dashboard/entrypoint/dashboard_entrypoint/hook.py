@@ -10,6 +10,11 @@ and operator tools such as give_honors_to_org.py run with `kubectl exec`), befor
    missing. geoip2.database.Reader is replaced by a subclass that, when the file does not exist, returns a reader
    whose lookups raise geoip2.errors.AddressNotFoundError, which upstream already catches ("Address not in
    Database").
+3. ZeroMQ keep-alive for the subscriber: upstream's zmq_subscriber.py creates `zmq.Context().socket(zmq.SUB)` and
+   connects at once, with no heartbeat: after the abrupt loss of MISP's node it waits on a half-open TCP connection
+   forever. `zmq.Context.socket` is wrapped so that every SUB socket gets ZMTP heartbeats and TCP keepalive before
+   it connects (libzmq closes and reconnects a connection whose peer stops answering), and writes the time of its
+   last received message to SUBSCRIBER_HEARTBEAT in the state directory: the liveness probe's evidence.
 """
 
 from __future__ import annotations
@@ -18,13 +23,28 @@ import functools
 import inspect
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dashboard_entrypoint.settings import INSECURE_FLAG, parse_bool
+from dashboard_entrypoint.settings import DEFAULT_STATE_DIR, INSECURE_FLAG, parse_bool
 
 _PATCHED = "__dashboard_hook__"
+SUBSCRIBER_HEARTBEAT = "subscriber.alive"  # in the state directory; its mtime is the last message's time
+# libzmq zmq_setsockopt(3): ZMQ_HEARTBEAT_IVL (ms between ZMTP PINGs), ZMQ_HEARTBEAT_TIMEOUT (ms without any traffic
+# before the connection is dropped and re-established), ZMQ_HEARTBEAT_TTL (ms the publisher may keep a silent
+# subscriber); TCP keepalive as a second line (idle/interval in seconds, probe count).
+ZMQ_SUB_OPTIONS = {
+    "HEARTBEAT_IVL": 10_000,
+    "HEARTBEAT_TIMEOUT": 30_000,
+    "HEARTBEAT_TTL": 60_000,
+    "TCP_KEEPALIVE": 1,
+    "TCP_KEEPALIVE_IDLE": 60,
+    "TCP_KEEPALIVE_INTVL": 10,
+    "TCP_KEEPALIVE_CNT": 3,
+}
+HEARTBEAT_WRITE_SECONDS = 1.0  # at most one file write per second, however busy MISP is
 
 
 def redis_client_defaults(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
@@ -125,8 +145,64 @@ def patch_geoip2(database_module: Any, errors_module: Any) -> None:
     database_module.Reader = Reader
 
 
+def heartbeat_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("DASHBOARD_STATE_DIR") or DEFAULT_STATE_DIR) / SUBSCRIBER_HEARTBEAT
+
+
+def _heartbeat_socket_class(base: Any, path: Path) -> Any:
+    last = [float("-inf")]  # monotonic time of the last write, shared by the sockets of this class
+
+    class HeartbeatSocket(base):  # type: ignore[misc, valid-type]
+        def recv(self, *args: Any, **kwargs: Any) -> Any:
+            message = super().recv(*args, **kwargs)
+            if time.monotonic() - last[0] >= HEARTBEAT_WRITE_SECONDS:
+                last[0] = time.monotonic()
+                try:
+                    path.touch()
+                except OSError as error:
+                    print(f"dashboard hook: cannot write {path}: {error.strerror}", file=sys.stderr, flush=True)
+            return message
+
+    return HeartbeatSocket
+
+
+def patch_zmq(zmq_module: Any) -> None:
+    cls = zmq_module.Context
+    original = cls.socket
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def socket(self: Any, socket_type: int, socket_class: Any = None, **kwargs: Any) -> Any:
+        if socket_type != zmq_module.SUB:
+            return original(self, socket_type, socket_class, **kwargs)
+        base = socket_class or self._socket_class
+        made = original(self, socket_type, _heartbeat_socket_class(base, heartbeat_path()), **kwargs)
+        for name, value in ZMQ_SUB_OPTIONS.items():
+            made.setsockopt(getattr(zmq_module, name), value)  # before upstream connects: they apply to it
+        return made
+
+    setattr(socket, _PATCHED, True)
+    cls.socket = socket
+
+
+def require_zmq_keepalive() -> None:
+    """For the subscriber, before upstream's script runs: the ZeroMQ keep-alive must be in place, else raise.
+
+    install() never raises (it runs in every process of the image); the subscriber must not run without its
+    keep-alive, so its start calls this: a no-op when the .pth hook already patched pyzmq, else the patch is made
+    here, and any failure (pyzmq missing, an option it does not know) stops the start."""
+    import zmq
+
+    patch_zmq(zmq)
+    if not getattr(zmq.Context.socket, _PATCHED, False):
+        raise RuntimeError("zmq.Context.socket is not wrapped")
+
+
 def install() -> None:
-    """Called from the .pth file; never raises (a broken hook must not hide the process's own error)."""
+    """Called from the .pth file; never raises (a broken hook must not hide the process's own error). What the
+    subscriber cannot do without is checked again at its start (require_zmq_keepalive)."""
     try:
         import redis
 
@@ -144,3 +220,11 @@ def install() -> None:
         pass
     except Exception as error:
         print(f"dashboard hook: GeoIP fallback not installed: {error!r}", file=sys.stderr)
+    try:
+        import zmq
+
+        patch_zmq(zmq)
+    except ImportError:
+        pass
+    except Exception as error:
+        print(f"dashboard hook: ZeroMQ keep-alive not installed: {error!r}", file=sys.stderr)

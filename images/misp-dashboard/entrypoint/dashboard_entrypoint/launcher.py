@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboard_entrypoint import ROLES, ConfigError, config, geoip
+from dashboard_entrypoint import ROLES, ConfigError, config, geoip, hook
 from dashboard_entrypoint.settings import INSECURE_FLAG, Settings
 
 GUNICORN_APP = "dashboard_entrypoint.wsgi:application"
 RUN_SCRIPT = "dashboard_entrypoint.run_script"  # upstream script with a SIGTERM handler (it runs as PID 1)
+# MISP's ZeroMQ publisher sends misp_json_self whenever it has been idle for 10 s (MISP app/files/scripts/mispzmq/
+# mispzmq.py: blpop timeout=10), so a subscriber with nothing for this long has lost its connection.
+SUBSCRIBER_SILENCE_SECONDS = 60
+PUBLISHER_CONNECT_SECONDS = 3.0
 
 
 def log(line: str) -> None:
@@ -68,6 +74,9 @@ def prepare(settings: Settings, role: str, *, geoip_options: dict[str, object] |
         ranking = ranking_default.read_bytes()
     _write(config_dir / "config.cfg", text.encode(), 0o600)  # holds the session secret
     _write(config_dir / "ranking.cfg", ranking, 0o644)
+    if role == "subscriber":
+        # a fresh start counts as a message: the liveness probe gives the first connection the same time
+        (settings.state_dir / hook.SUBSCRIBER_HEARTBEAT).touch()
     if role == "dispatcher":
         # Only the dispatcher geolocates; the web role never looks an address up and runs with the stand-in reader.
         geoip.ensure_database(
@@ -122,19 +131,41 @@ def run(settings: Settings, role: str, execv: Callable[[str, list[str]], object]
     execv(argv[0], argv)
 
 
+def publisher_reachable(env: dict[str, str] | None = None) -> bool:
+    """Whether MISP's ZeroMQ publisher (DASHBOARD_MISP_ZMQ_URL, tcp://HOST:PORT) accepts a TCP connection now."""
+    url = (os.environ if env is None else env).get("DASHBOARD_MISP_ZMQ_URL", "")
+    host, _, port = url.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PUBLISHER_CONNECT_SECONDS):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def healthcheck(
     state_dir: Path,
     port: int,
     *,
     init_cmdline: Path = Path("/proc/1/cmdline"),
     opener: Callable[..., object] = urllib.request.urlopen,
+    reachable: Callable[[], bool] = publisher_reachable,
 ) -> bool:
-    """For Docker's HEALTHCHECK (Kubernetes uses its own probes). The role is PID 1's command line: gunicorn (web)
-    -> GET /healthz; an upstream script (subscriber, dispatcher) -> Redis PING with the written config."""
+    """Docker's HEALTHCHECK and the subscriber's liveness probe. The role is PID 1's command line: gunicorn (web) ->
+    GET /healthz; the subscriber -> a message from MISP within SUBSCRIBER_SILENCE_SECONDS (the .pth hook records
+    each one), or else MISP's publisher not reachable: a restart cannot help then (libzmq reconnects by itself once
+    it is back), and failing would only put the container in CrashLoopBackOff, whose back-off (up to 5 minutes)
+    would delay the reconnection; the dispatcher -> Redis PING with the written config."""
     try:
         command = init_cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
+    if any(part.endswith(b"zmq_subscriber.py") for part in command):
+        try:
+            age = time.time() - (state_dir / hook.SUBSCRIBER_HEARTBEAT).stat().st_mtime
+        except OSError:
+            return False
+        # silent while the publisher answers: the subscriber is stuck on a connection that no longer leads there
+        return age <= SUBSCRIBER_SILENCE_SECONDS or not reachable()
     if b"gunicorn" in command:
         try:
             with opener(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dashboard_entrypoint import ConfigError
+from dashboard_entrypoint.streams import RESERVED_THREADS
 
 # The variables the Kubernetes manifests set (see images/misp-dashboard/README.md).
 CONTRACT = (
@@ -38,6 +39,7 @@ KNOWN = frozenset((*CONTRACT, *TUNING, *LAYOUT, INSECURE_FLAG))
 DEFAULT_APP_DIR = "/opt/misp-dashboard/app"
 DEFAULT_DEFAULTS_DIR = "/opt/misp-dashboard/defaults"
 DEFAULT_STATE_DIR = "/var/lib/misp-dashboard"
+MIN_WEB_THREADS = RESERVED_THREADS + 2  # room for one page's two streams beside the threads streams never take
 MIN_SECRET_LENGTH = 32
 UPSTREAM_PLACEHOLDER_SECRET = "**Change_Me**"  # noqa: S105 (the value refused)
 
@@ -99,6 +101,11 @@ def parse_bool(name: str, value: str | None, default: bool) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
+def web_threads(env: Mapping[str, str]) -> int:
+    """DASHBOARD_WEB_THREADS: gunicorn's --threads, also read by each worker to size its streams."""
+    return _int("DASHBOARD_WEB_THREADS", _get(env, "DASHBOARD_WEB_THREADS"), 32, MIN_WEB_THREADS, 1000)
 
 
 def _int(name: str, value: str | None, default: int, low: int, high: int) -> int:
@@ -200,7 +207,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ranking_file=_file(env, "DASHBOARD_RANKING_FILE"),
         port=_int("DASHBOARD_PORT", _get(env, "DASHBOARD_PORT"), 8001, 1024, 65535),
         web_workers=_int("DASHBOARD_WEB_WORKERS", _get(env, "DASHBOARD_WEB_WORKERS"), 2, 1, 64),
-        web_threads=_int("DASHBOARD_WEB_THREADS", _get(env, "DASHBOARD_WEB_THREADS"), 32, 1, 1000),
+        web_threads=web_threads(env),
         insecure_redis=insecure,
         app_dir=Path(_get(env, "DASHBOARD_APP_DIR") or DEFAULT_APP_DIR),
         defaults_dir=Path(_get(env, "DASHBOARD_DEFAULTS_DIR") or DEFAULT_DEFAULTS_DIR),
