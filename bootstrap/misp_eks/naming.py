@@ -118,6 +118,9 @@ def ses_smtp_user(cluster: str) -> str:
 
 SMTP_PORT = 587
 """SES's SMTP interface with STARTTLS (SES developer guide, "Connecting to an Amazon SES SMTP endpoint")."""
+SMTP_SECRET = "misp-smtp"  # noqa: S105  # pragma: allowlist secret (a name)
+"""The Kubernetes Secret (and its ExternalSecret, apps/misp/base/backend/external-secrets.yaml) MISP reads
+the SMTP credentials from."""
 
 
 def role_name(cluster: str, service_account: str) -> str:

@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 
+from misp_eks import naming
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import parse_model
 from misp_eks.policies import misp, workloads
@@ -521,8 +522,20 @@ def test_ses_credentials_come_from_the_smtp_secret(report, name):
 def test_ses_mode_speaks_starttls(report):
     config_map = _scripts(report, "misp-backend", "misp-workers-scripts")
     hook = config_map.obj["data"]["customize_misp.sh"]
-    config_map.obj["data"]["customize_misp.sh"] = hook.replace("'tls' => true", "'tls' => false")
+    line = next(line for line in hook.splitlines() if line.lstrip().startswith("transport="))
+    assert "'tls' => true" in line and "'tls' => true" in hook.replace(line, "")  # a comment names it too
+    config_map.obj["data"]["customize_misp.sh"] = hook.replace(line, line.replace("'tls' => true", "'tls' => false"))
     assert_finds(misp.email_ses(report), "Deployment misp/misp-workers", "STARTTLS")
+
+
+def test_the_hook_accepts_the_smtp_port_of_naming(report):
+    hook = _scripts(report, "misp-backend", "misp-workers-scripts").obj["data"]["customize_misp.sh"]
+    assert misp.SMTP_PORT_CHECK.findall(hook) == [str(naming.SMTP_PORT)]
+    config_map = _scripts(report, "misp-backend", "misp-workers-scripts")
+    config_map.obj["data"]["customize_misp.sh"] = hook.replace(
+        f"MISP_EKS_SMTP_PORT=^{naming.SMTP_PORT}$", "MISP_EKS_SMTP_PORT=^465$"
+    )
+    assert_finds(misp.email_ses(report), "Deployment misp/misp-workers", f"exactly port {naming.SMTP_PORT}")
 
 
 @pytest.mark.parametrize("sender", ["misp-web", "misp-workers"])

@@ -14,7 +14,7 @@ Rules, and where they come from (kubernetes/kubernetes and kubernetes/apimachine
   server's cluster name, as the authenticator sends it).
   Anything else is 401 Unauthorized (staging/src/k8s.io/apiserver/pkg/endpoints/filters/authentication.go).
 - Names must be DNS-1123 subdomains (labels for namespaces); ConfigMap data must be strings under
-  valid keys, 1 MiB at most (pkg/apis/core/validation).
+  valid keys, 1 MiB at most; Secret data base64 under valid keys (pkg/apis/core/validation).
 - Errors are ``Status`` objects (apimachinery pkg/api/errors/errors.go): NotFound 404 for a missing object
   or an unknown path, AlreadyExists 409 on creating an existing object, Conflict 409 on a stale
   resourceVersion, BadRequest 400 for a body whose apiVersion, kind, namespace or (on PUT) name does not
@@ -119,6 +119,7 @@ class Kind:
 BUILTIN = (
     Kind("", "v1", "namespaces", "Namespace", namespaced=False),
     Kind("", "v1", "configmaps", "ConfigMap"),
+    Kind("", "v1", "secrets", "Secret"),
     Kind("", "v1", "pods", "Pod"),
     Kind("apps", "v1", "deployments", "Deployment", status_subresource=True, scale=True),
     Kind("apps", "v1", "statefulsets", "StatefulSet", status_subresource=True, scale=True),
@@ -133,6 +134,7 @@ FIELD_SELECTORS = {"Pod": {"status.phase"}}
 TYPE_FIELDS = {"apiVersion", "kind", "metadata"}
 BUILTIN_FIELDS = {
     "ConfigMap": {"data", "binaryData", "immutable"},
+    "Secret": {"data", "stringData", "type", "immutable"},
     "CustomResourceDefinition": {"spec", "status"},
 }
 WORKLOAD_FIELDS = {"spec", "status"}
@@ -294,6 +296,15 @@ def validate(kind: Kind, obj: dict[str, Any]) -> None:
             raise ApiError(
                 422, "Invalid", f'ConfigMap "{name}" is invalid: []: Too long: must have at most 1048576 bytes'
             )
+    if kind.kind == "Secret":
+        # Secret.data is map[string][]byte: JSON carries it base64-encoded, and anything else fails decoding.
+        for key, value in (obj.get("data") or {}).items():
+            if len(key) > 253 or not CONFIG_MAP_KEY.match(key):  # ValidateSecret: IsConfigMapKey too
+                raise ApiError(422, "Invalid", f'Secret "{name}" is invalid: data[{key}]: Invalid value: "{key}"')
+            try:
+                base64.b64decode(str(value), validate=True)
+            except ValueError:
+                raise ApiError(400, "BadRequest", f'Secret in version "v1" cannot be handled: data[{key}]') from None
 
 
 # Unknown fields.

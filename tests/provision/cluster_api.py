@@ -13,12 +13,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from kubernetes import client
 from kubernetes import config as kubeconfig
@@ -114,6 +118,114 @@ KUSTOMIZATION_CRD: dict[str, Any] = {
         ],
     },
 }
+
+
+EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION = "external-secrets.io", "v1"
+_REMOTE_REF: dict[str, Any] = {
+    "type": "object",
+    "properties": {"key": _STRING, "property": _STRING},
+}
+# External Secrets' ExternalSecret CRD, structural as the real one (external-secrets/external-secrets
+# config/crds/bases/external-secrets.io_externalsecrets.yaml: namespaced, v1 served and stored, status
+# subresource), with the fields this repository uses; the API server prunes the rest.
+EXTERNAL_SECRET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "apiVersion": _STRING,
+        "kind": _STRING,
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "properties": {
+                "refreshInterval": _STRING,
+                "secretStoreRef": {"type": "object", "properties": {"kind": _STRING, "name": _STRING}},
+                "target": {"type": "object", "properties": {"name": _STRING}},
+                "data": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"secretKey": _STRING, "remoteRef": _REMOTE_REF}},
+                },
+            },
+        },
+        "status": {
+            "type": "object",
+            "properties": {
+                "conditions": {"type": "array", "items": _CONDITION},
+                "refreshTime": _STRING,
+                "syncedResourceVersion": _STRING,
+            },
+        },
+    },
+}
+EXTERNAL_SECRET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"externalsecrets.{EXTERNAL_SECRETS_GROUP}"},
+    "spec": {
+        "group": EXTERNAL_SECRETS_GROUP,
+        "names": {"kind": "ExternalSecret", "plural": "externalsecrets", "singular": "externalsecret"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": EXTERNAL_SECRETS_VERSION,
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": EXTERNAL_SECRET_SCHEMA},
+                "subresources": {"status": {}},
+            }
+        ],
+    },
+}
+
+
+def seed_external_secret(server: ApiServer, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    """The CRD, an ExternalSecret and the Secret it made from Secrets Manager when it last synced."""
+    server.put(server.kind("apiextensions.k8s.io", "v1", "customresourcedefinitions"), EXTERNAL_SECRET_CRD)
+    kind = server.kind(EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION, "externalsecrets")
+    server.put(kind, {"metadata": {"name": name}, "spec": spec}, namespace)
+    sync_external_secret(server, namespace, name)
+
+
+def sync_external_secret(server: ApiServer, namespace: str, name: str) -> None:
+    """What External Secrets does on a refresh: each spec.data item's remoteRef (a JSON secret's property,
+    read from Secrets Manager: moto in these tests) written to the target Secret, and the annotations
+    it synced recorded (a change of them is what makes it refresh: syncedResourceVersion)."""
+    kind = server.kind(EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION, "externalsecrets")
+    found = server.get(kind, namespace, name)
+    assert found is not None
+    sm = boto3.client("secretsmanager")
+    data = {}
+    for item in found["spec"]["data"]:
+        ref = item["remoteRef"]
+        value = json.loads(sm.get_secret_value(SecretId=ref["key"])["SecretString"])[ref["property"]]
+        data[item["secretKey"]] = base64.b64encode(str(value).encode()).decode()
+    target = found["spec"]["target"]["name"]
+    server.put(server.kind("", "v1", "secrets"), {"metadata": {"name": target}, "data": data}, namespace)
+    synced = json.dumps(found["metadata"].get("annotations") or {}, sort_keys=True)
+    server.put(kind, {**found, "status": {"syncedResourceVersion": synced}}, namespace)
+
+
+def external_secrets_controller(server: ApiServer, namespace: str, name: str, delay: float) -> Callable[[], None]:
+    """Refreshes the ExternalSecret ``delay`` seconds after its annotations change (not on its
+    refreshInterval: that is an hour); returns the function that stops it."""
+    kind = server.kind(EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION, "externalsecrets")
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            found = server.get(kind, namespace, name) or {}
+            annotations = json.dumps((found.get("metadata") or {}).get("annotations") or {}, sort_keys=True)
+            if found and annotations != (found.get("status") or {}).get("syncedResourceVersion"):
+                time.sleep(delay)
+                sync_external_secret(server, namespace, name)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join()
+
+    return halt
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import time
@@ -15,13 +16,16 @@ import yaml
 from kubernetes import client
 from kubernetes import config as kubeconfig_loader
 
+from misp_eks import naming
 from misp_eks.cluster_vars import ClusterVars
+from misp_eks.paths import repository_root
 from misp_eks.problems import UserError
-from misp_eks.provision import eks_token, flux_wait, gitops, kube, preflight, verify
+from misp_eks.provision import eks_token, flux_wait, gitops, kube, preflight, ses, verify
 from misp_eks.provision.errors import BootstrapError, InputError, MissingPrerequisite
-from misp_eks.settings import Gitops
+from misp_eks.settings import Gitops, Settings
 from tests.provision import cli_tables, standin
-from tests.provision.apiserver import Running, verify_token
+from tests.provision.apiserver import ApiServer, Running, verify_token
+from tests.provision.cluster_api import external_secrets_controller, seed_external_secret
 from tests.provision.conftest import FakeTools, Run, mutating
 from tests.provision.pflag import Parsed
 from tests.provision.servers import https_server
@@ -353,3 +357,69 @@ def test_an_unreachable_or_untrusted_api_is_one_line(run: Run, tools: FakeTools,
     run.ctx.facts["kube-endpoint"] = kube.Endpoint(f"https://127.0.0.1:{free_port()}", apiserver.ca_pem)
     with pytest.raises(BootstrapError, match=r"cannot reach the Kubernetes API of misp-prod .*reading namespace misp"):
         kube.namespace_exists(run.ctx, "misp")
+
+
+def _email_on(run: Run) -> None:
+    dumped = run.ctx.settings.model_dump()
+    run.ctx.env = replace(run.ctx.env, settings=Settings.model_validate({**dumped, "email": {"enabled": True}}))
+
+
+def _smtp_external_secret(server: ApiServer) -> None:
+    """apps/misp/base's ExternalSecret misp-smtp as Flux applies it (secrets_prefix substituted), synced
+    while e-mail was off: its Secret holds the secrets phase's empty placeholder."""
+    path = repository_root() / "apps/misp/base/backend/external-secrets.yaml"
+    documents = yaml.safe_load_all(path.read_text().replace("${secrets_prefix}", "misp-prod"))
+    (found,) = [item for item in documents if item and item["metadata"]["name"] == naming.SMTP_SECRET]
+    seed_external_secret(server, naming.MISP_NAMESPACE, naming.SMTP_SECRET, found["spec"])
+
+
+def _smtp_username(server: ApiServer) -> str:
+    found = server.get(server.kind("", "v1", "secrets"), naming.MISP_NAMESPACE, naming.SMTP_SECRET) or {}
+    return base64.b64decode(found["data"]["username"]).decode()
+
+
+def test_switching_email_on_syncs_the_smtp_secret_before_cluster_vars(
+    converged: Run, tools: FakeTools, apiserver: Running
+) -> None:
+    gitops.ensure(converged.ctx, assume_yes=True)  # running, e-mail off
+    server = apiserver.server
+    _smtp_external_secret(server)
+    assert _smtp_username(server) == ""
+    _email_on(converged)
+    ses.ensure(converged.ctx)
+    wanted = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId="misp-prod/misp/smtp")["SecretString"]
+    )["username"]
+    server.requests.clear()
+    halt = external_secrets_controller(server, naming.MISP_NAMESPACE, naming.SMTP_SECRET, delay=0.2)
+    try:
+        gitops.ensure(converged.ctx, assume_yes=True)
+    finally:
+        halt()
+    writes = [(method, path) for method, path, _ in server.requests if method in MUTATING]
+    assert writes == [
+        ("PATCH", "/apis/external-secrets.io/v1/namespaces/misp/externalsecrets/misp-smtp"),
+        ("PUT", "/api/v1/namespaces/flux-system/configmaps/cluster-vars"),
+    ]
+    assert _smtp_username(server) == wanted
+    assert converged.action("ExternalSecret", "misp/misp-smtp") == "updated"
+    stored = server.get(server.kind("", "v1", "configmaps"), "flux-system", "cluster-vars") or {}
+    assert stored["data"]["misp_email_delivery"] == "ses"
+    server.requests.clear()
+    gitops.ensure(converged.ctx, assume_yes=True)
+    assert [request for request in server.requests if request[0] in MUTATING] == []
+
+
+def test_an_smtp_secret_that_stays_stale_keeps_cluster_vars_as_they_are(
+    converged: Run, tools: FakeTools, apiserver: Running
+) -> None:
+    gitops.ensure(converged.ctx, assume_yes=True)
+    _smtp_external_secret(apiserver.server)
+    _email_on(converged)
+    with pytest.raises(BootstrapError, match=r"SMTP credentials in misp-prod/misp/smtp .*run the dns phase"):
+        gitops.ensure(converged.ctx, assume_yes=True)  # e-mail on, but the dns phase has not filled the secret
+    ses.ensure(converged.ctx)
+    with pytest.raises(BootstrapError, match=r"timed out .* waiting for Secret misp/misp-smtp"):
+        gitops.ensure(converged.ctx, assume_yes=True)  # no External Secrets controller answers
+    stored = apiserver.server.get(apiserver.server.kind("", "v1", "configmaps"), "flux-system", "cluster-vars") or {}
+    assert stored["data"]["misp_email_delivery"] == "disabled"

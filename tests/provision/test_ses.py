@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from misp_eks import naming
 from misp_eks.environment import Environment
 from misp_eks.provision import plan, secrets, ses
-from misp_eks.provision.errors import InputError
+from misp_eks.provision.errors import BootstrapError, InputError
 from misp_eks.provision.phases import Phase
 from misp_eks.settings import Settings
 from tests.provision.conftest import Run, mutating
@@ -211,3 +211,70 @@ def test_the_plan_shows_ses_only_when_enabled_with_cost_and_exposure(enabled: Ru
     ses.ensure(enabled.ctx)
     rows = {row.kind: row for row in plan.build(enabled.ctx.env, enabled.ctx.aws, enabled.ctx.tools, phases)}
     assert rows[ses.IDENTITY].action == rows[ses.USER].action == "exists"
+    (sync,) = [
+        row
+        for row in plan.build(enabled.ctx.env, None, enabled.ctx.tools, (Phase.GITOPS,))
+        if row.kind == "ExternalSecret"
+    ]
+    assert (sync.name, sync.action) == ("misp/misp-smtp", "check") and "force-sync" in sync.notes
+
+
+def test_the_plan_shows_another_clusters_identity_and_user_as_conflicts(enabled: Run) -> None:
+    foreign = [{"Key": naming.CLUSTER_TAG, "Value": "misp-staging"}]
+    boto3.client("sesv2").create_email_identity(EmailIdentity="example.org", Tags=foreign)
+    boto3.client("iam").create_user(UserName=USER, Tags=foreign)
+    rows = {row.kind: row for row in plan.build(enabled.ctx.env, enabled.ctx.aws, enabled.ctx.tools, (Phase.DNS,))}
+    expected = f"conflict (tagged {naming.CLUSTER_TAG}=misp-staging)"
+    assert rows[ses.IDENTITY].action == rows[ses.USER].action == expected
+
+
+def test_another_clusters_user_is_refused_and_kept_by_destroy(enabled: Run) -> None:
+    iam = boto3.client("iam")
+    iam.create_user(UserName=USER, Tags=[{"Key": naming.CLUSTER_TAG, "Value": "misp-staging"}])
+    key = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    with pytest.raises(BootstrapError, match=r"IAM user misp-prod-ses-smtp exists and is not this cluster's"):
+        ses.ensure_user(enabled.ctx)
+    enabled.calls.calls.clear()
+    ses.delete_user(enabled.ctx)
+    assert mutating(enabled.calls) == []
+    assert enabled.action(ses.USER, USER) == "skipped"
+    assert [item["AccessKeyId"] for item in iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]] == [key]
+
+
+def test_destroy_keeps_another_clusters_identity(enabled: Run, zone_id: str) -> None:
+    boto3.client("sesv2").create_email_identity(
+        EmailIdentity="example.org", Tags=[{"Key": naming.CLUSTER_TAG, "Value": "misp-staging"}]
+    )
+    ses.delete_identity(enabled.ctx)
+    assert mutating(enabled.calls) == []
+    assert ses.find_identity(boto3.client("sesv2"), "example.org") is not None
+    assert enabled.action(ses.IDENTITY, "example.org") == "skipped"
+
+
+def test_destroy_keeps_a_record_of_the_same_name_holding_another_value(enabled: Run, zone_id: str) -> None:
+    ses.ensure(enabled.ctx)
+    route53 = boto3.client("route53")
+    token = tokens("example.org")[0]
+    name = f"{token}._domainkey.example.org."
+    replaced = {"Name": name, "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": "someone.example.net"}]}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": replaced}]}
+    )
+    ses.delete_identity(enabled.ctx)
+    records = _records(zone_id)
+    assert records[(name, "CNAME")] == ["someone.example.net"]
+    assert [key for key in records if key[1] == "CNAME" and "_domainkey" in key[0]] == [(name, "CNAME")]
+
+
+def test_switching_email_off_deletes_the_users_keys_once(enabled: Run, prod: Environment) -> None:
+    ses.ensure(enabled.ctx)
+    rows = {row.kind: row for row in plan.build(prod, enabled.ctx.aws, enabled.ctx.tools, (Phase.DNS,))}
+    assert rows[ses.ACCESS_KEY].action == "delete: found"
+    enabled.ctx.env = prod
+    enabled.calls.calls.clear()
+    ses.ensure(enabled.ctx)
+    assert mutating(enabled.calls) == ["iam:DeleteAccessKey"]
+    assert boto3.client("iam").list_access_keys(UserName=USER)["AccessKeyMetadata"] == []
+    enabled.calls.calls.clear()
+    ses.ensure(enabled.ctx)
+    assert mutating(enabled.calls) == []

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from misp_eks.naming import MISP_APP, MISP_NAMESPACE, MISP_SMTP, SMTP_PORT, ZMQ_PORT
+from misp_eks.naming import MISP_APP, MISP_NAMESPACE, MISP_SMTP, SMTP_PORT, SMTP_SECRET, ZMQ_PORT
 from misp_eks.policies.common import (
     EXAMPLE,
     all_containers,
@@ -672,7 +672,15 @@ def email_off(report: Report) -> Iterator[Problem]:
                 yield problem(resource, "", "the hook must set MISP.disable_emailing while e-mail is disabled")
 
 
-SMTP_SECRET = "misp-smtp"  # noqa: S105  # pragma: allowlist secret (a Secret's name)
+SES_MODE = re.compile(r"^\s*ses\)", re.MULTILINE)
+# The transport assignment itself (CakePHP SmtpTransport: 'tls' => true sends STARTTLS), not a comment.
+STARTTLS = re.compile(r"^\s*transport=\"'transport' => 'Smtp',[^\n]*'tls' => true,", re.MULTILINE)
+SMTP_PORT_CHECK = re.compile(r"MISP_EKS_SMTP_PORT=\^(\d+)\$")
+
+
+def _code(script: str) -> str:
+    """A shell script without its comment lines."""
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
 
 
 def _internet_ports(policy: Resource) -> set[object]:
@@ -702,9 +710,11 @@ def email_ses(report: Report) -> Iterator[Problem]:
                 if (ref.get("name"), ref.get("key"), ref.get("optional", False)) != (SMTP_SECRET, key, False):
                     field = f"spec.template.spec.containers[{index}].env"
                     yield problem(resource, field, f"{name} comes from Secret {SMTP_SECRET} key {key}")
-            hook = _hook(report, env.name, role)
-            if not all(text in hook for text in ("  ses)", "setting MISP.disable_emailing false", "'tls' => true")):
+            hook = _code(_hook(report, env.name, role))
+            if not (SES_MODE.search(hook) and "setting MISP.disable_emailing false" in hook and STARTTLS.search(hook)):
                 yield problem(resource, "", "the hook's ses mode must enable e-mail over STARTTLS (MISP_EKS_EMAIL=ses)")
+            if SMTP_PORT_CHECK.findall(hook) != [str(SMTP_PORT)]:
+                yield problem(resource, "", f"the hook's ses mode must accept exactly port {SMTP_PORT}")
             if not {SMTP_PORT, "any"} & _egress_ports(report, env.name, resource):
                 yield problem(resource, "", f"MISP sends e-mail through SES: allow port {SMTP_PORT} to the internet")
         sender_refs = {resource.ref for resource in senders}

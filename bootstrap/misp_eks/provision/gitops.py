@@ -6,15 +6,17 @@ otherwise fail their first reconciliation (and a bootstrap that waits on them wo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from misp_eks import cluster_vars
+from misp_eks import cluster_vars, naming
 from misp_eks.cluster_vars import ClusterVars
 from misp_eks.environment import CLUSTERS_DIR
-from misp_eks.provision import caches, certificates, cluster, database, efs, hosted_zone, kube, network
+from misp_eks.provision import caches, certificates, cluster, database, efs, hosted_zone, kube, network, secrets
 from misp_eks.provision.context import Context
-from misp_eks.provision.errors import InputError
+from misp_eks.provision.errors import InputError, MissingPrerequisite
 from misp_eks.provision.tools import FLUX_DISTRIBUTION
+from misp_eks.provision.waiting import Poll
 
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105 (the name of a variable)
 
@@ -70,6 +72,36 @@ def ensure_cluster_vars(ctx: Context) -> ClusterVars:
     return values
 
 
+def sync_smtp_secret(ctx: Context) -> None:
+    """With e-mail on, the Secret misp-smtp holds Secrets Manager's SMTP credentials before cluster-vars can
+    switch MISP to ses: on a running cluster it may still hold the empty placeholder (External Secrets
+    refreshes hourly) and the pods Flux rolls would refuse to start. A first deploy has no ExternalSecret
+    yet: Flux creates it with the filled value."""
+    if not ctx.settings.email.enabled:
+        return
+    namespace, name = naming.MISP_NAMESPACE, naming.SMTP_SECRET
+    label = f"{namespace}/{name}"
+    wanted = secrets.read(ctx, naming.MISP_SMTP).get("username", "")
+    if not wanted:
+        raise MissingPrerequisite(f"the SES SMTP credentials in {ctx.names.secret(naming.MISP_SMTP)}", "dns")
+    if kube.external_secret(ctx, namespace, name) is None:
+        return
+
+    def held() -> str:
+        return (kube.secret_data(ctx, namespace, name) or {}).get("username", "")
+
+    if held() == wanted:
+        ctx.record("ExternalSecret", label, "exists", "Secret holds Secrets Manager's SMTP credentials")
+        return
+    kube.force_sync(ctx, namespace, name, str(int(time.time())))
+    ctx.record("ExternalSecret", label, "updated", f"{kube.FORCE_SYNC}: read Secrets Manager now")
+    ctx.wait(
+        f"Secret {label} to hold the SMTP credentials of {ctx.names.secret(naming.MISP_SMTP)}",
+        lambda: Poll(held() == wanted, "stale"),
+        timeout=ctx.timing.secret_sync,
+    )
+
+
 def bootstrapped(ctx: Context) -> bool:
     """Whether Flux already syncs this cluster (its flux-system Kustomization exists)."""
     return kube.kustomization(ctx, cluster_vars.NAMESPACE, "flux-system") is not None
@@ -118,6 +150,7 @@ def bootstrap_command(ctx: Context, *, assume_yes: bool) -> list[str]:
 
 def ensure(ctx: Context, *, assume_yes: bool) -> None:
     cluster.require_active(ctx)
+    sync_smtp_secret(ctx)
     ensure_cluster_vars(ctx)
     if bootstrapped(ctx):
         ctx.record(

@@ -267,6 +267,66 @@ def suspend_kustomizations(ctx: Context, namespace: str) -> list[str]:
     return suspended
 
 
+# ExternalSecrets (external-secrets.io/v1) and the Secrets they fill.
+
+EXTERNAL_SECRETS_GROUP = "external-secrets.io"
+EXTERNAL_SECRETS_VERSION = "v1"
+EXTERNAL_SECRETS = "externalsecrets"
+FORCE_SYNC = "force-sync"
+"""Any change of an ExternalSecret's annotations makes External Secrets refresh it now; this is the key its
+documentation uses (external-secrets.io FAQ, "Can I manually trigger a secret refresh?")."""
+
+
+def external_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The ExternalSecret, or None (missing, or External Secrets not installed yet)."""
+    custom = client.CustomObjectsApi(api(ctx))
+    return _call(
+        ctx,
+        f"reading ExternalSecret {namespace}/{name}",
+        lambda: custom.get_namespaced_custom_object(
+            EXTERNAL_SECRETS_GROUP,
+            EXTERNAL_SECRETS_VERSION,
+            namespace,
+            EXTERNAL_SECRETS,
+            name,
+            _request_timeout=REQUEST_TIMEOUT,
+        ),
+        missing_ok=True,
+    )
+
+
+def force_sync(ctx: Context, namespace: str, name: str, stamp: str) -> None:
+    """Annotate the ExternalSecret so that External Secrets reads its store now (a JSON merge patch)."""
+    custom = client.CustomObjectsApi(api(ctx))
+    _call(
+        ctx,
+        f"annotating ExternalSecret {namespace}/{name}",
+        lambda: custom.patch_namespaced_custom_object(
+            EXTERNAL_SECRETS_GROUP,
+            EXTERNAL_SECRETS_VERSION,
+            namespace,
+            EXTERNAL_SECRETS,
+            name,
+            {"metadata": {"annotations": {FORCE_SYNC: stamp}}},
+            _request_timeout=REQUEST_TIMEOUT,
+        ),
+    )
+
+
+def secret_data(ctx: Context, namespace: str, name: str) -> dict[str, str] | None:
+    """A Secret's data, decoded; None if it does not exist."""
+    core = client.CoreV1Api(api(ctx))
+    found = _call(
+        ctx,
+        f"reading Secret {namespace}/{name}",
+        lambda: core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+        missing_ok=True,
+    )
+    if found is None:
+        return None
+    return {key: base64.b64decode(value).decode() for key, value in (found.data or {}).items()}
+
+
 # Ingresses, workloads and pods, for --destroy.
 
 

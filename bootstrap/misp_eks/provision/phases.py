@@ -13,8 +13,10 @@ Order and why:
    the database, both caches and the file system are created concurrently.
 5. dns: certificates only need the hosted zone; they come before gitops because cluster-vars
    carries their ARNs. Then SES (settings email.enabled): its DKIM records, and the SMTP secret
-   that MISP's pods read, filled before gitops starts them.
-6. gitops: cluster-vars needs every fact above; Flux then reconciles the applications.
+   that MISP's pods read.
+6. gitops: cluster-vars needs every fact above; Flux then reconciles the applications. Switching
+   e-mail on in a running cluster: the Secret misp-smtp is synced from Secrets Manager (force-sync)
+   before cluster-vars changes, or MISP's pods would restart with the empty placeholder.
 7. verify: Flux's Kustomizations and the two public endpoints.
 """
 

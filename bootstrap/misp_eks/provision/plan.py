@@ -37,6 +37,7 @@ from misp_eks.provision import (
     ses,
     verify,
 )
+from misp_eks.provision import tags as tagging
 from misp_eks.provision.aws.session import Aws
 from misp_eks.provision.errors import BootstrapError, describe_aws_error, unless_missing
 from misp_eks.provision.names import Names
@@ -62,7 +63,8 @@ class _Item:
     kind: str
     name: str
     notes: str = ""
-    probe: Callable[[], bool] | None = None
+    probe: Callable[[], bool | str] | None = None
+    """Whether it exists; or the action to show (a conflict)."""
     action: str | None = None
     """A fixed action (check, run, write) for what is not an AWS resource."""
     needs_cluster: bool = False
@@ -72,6 +74,14 @@ class _Item:
 
 def _exists(call: Callable[[], Any], *missing: str) -> Callable[[], bool]:
     return lambda: unless_missing(call, *missing) is not None
+
+
+def _owned(found: dict[str, Any] | None, cluster_name: str) -> bool | str:
+    """Whether a tagged resource exists; one tagged as another cluster's (or untagged) is a conflict the run refuses."""
+    if found is None:
+        return False
+    owner = tagging.as_dict(found.get("Tags")).get(naming.CLUSTER_TAG)
+    return True if owner == cluster_name else f"conflict (tagged {naming.CLUSTER_TAG}={owner or 'none'})"
 
 
 def _tool_row(tools: Tools, spec: Any) -> PlanRow:
@@ -366,7 +376,7 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
                 settings.email_domain,
                 "Easy DKIM (3 CNAMEs in the hosted zone); sending USD 0.10 per 1000 e-mails; in the SES sandbox "
                 "until production access is granted (only verified recipients)",
-                probe=lambda: ses.find_identity(sesv2, settings.email_domain) is not None,
+                probe=lambda: _owned(ses.find_identity(sesv2, settings.email_domain), names.cluster),
             ),
             _Item(
                 Phase.DNS,
@@ -374,10 +384,37 @@ def _items(env: Environment, names: Names, aws: Aws | None) -> list[_Item]:
                 names.ses_smtp_user,
                 f"one access key (SMTP password in {names.secret(naming.MISP_SMTP)}): may send only from "
                 f"{settings.misp.sender}; a leaked key can send mail as MISP",
-                probe=_exists(lambda: iam.get_user(UserName=names.ses_smtp_user), "NoSuchEntity"),
+                probe=lambda: _owned(
+                    unless_missing(lambda: iam.get_user(UserName=names.ses_smtp_user)["User"], "NoSuchEntity"),
+                    names.cluster,
+                ),
             ),
         ]
+    else:
+        items.append(
+            _Item(
+                Phase.DNS,
+                ses.ACCESS_KEY,
+                names.ses_smtp_user,
+                "email.enabled is false: a sending user left from when it was true loses its access keys",
+                probe=lambda: _owned(
+                    unless_missing(lambda: iam.get_user(UserName=names.ses_smtp_user)["User"], "NoSuchEntity"),
+                    names.cluster,
+                ),
+                action="delete",
+            )
+        )
     gitops_settings = settings.gitops
+    if settings.email.enabled:
+        items.append(
+            _Item(
+                Phase.GITOPS,
+                "ExternalSecret",
+                f"{naming.MISP_NAMESPACE}/{naming.SMTP_SECRET}",
+                "in a running cluster: force-sync before cluster-vars, until its Secret holds the SMTP credentials",
+                action="check",
+            )
+        )
     items += [
         _Item(
             Phase.GITOPS,
@@ -441,7 +478,10 @@ def _probe(item: _Item) -> str:
     if item.probe is None:
         return "unknown"
     try:
-        return "exists" if item.probe() else "create"
+        found = item.probe()
+        if isinstance(found, str):
+            return found
+        return "exists" if found else "create"
     except BootstrapError as error:
         return f"unknown ({error.message})"
     except (BotoCoreError, ClientError) as error:

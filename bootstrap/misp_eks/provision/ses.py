@@ -217,9 +217,23 @@ def ensure_credentials(ctx: Context) -> None:
         ctx.record(secrets.KIND, name, "updated", f"SES SMTP credentials{' replace ' + held if held else ''}")
 
 
+def retire_keys(ctx: Context) -> None:
+    """With e-mail switched off again, this cluster's sending user keeps no live key (the user, its policy
+    and the identity stay, harmless, until a destroy; switching on again makes a new key)."""
+    iam = ctx.client("iam")
+    name = ctx.names.ses_smtp_user
+    user = _find_user(iam, name)
+    if user is None or tagging.as_dict(user.get("Tags")).get(naming.CLUSTER_TAG) != ctx.names.cluster:
+        return
+    for key in iam.list_access_keys(UserName=name).get("AccessKeyMetadata", []):
+        iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        ctx.record(ACCESS_KEY, key["AccessKeyId"], "deleted", "settings.yaml email.enabled is false")
+
+
 def ensure(ctx: Context) -> None:
     if not enabled(ctx):
         ctx.record(IDENTITY, ctx.settings.email_domain, "skipped", "settings.yaml email.enabled is false")
+        retire_keys(ctx)
         return
     dkim = ensure_identity(ctx)
     ensure_dkim_records(ctx, dkim)

@@ -40,6 +40,8 @@ class Timing:
     """None: as long as the repository's Flux Kustomizations may take (verify.flux_chain_seconds)."""
     endpoints: float = 10 * 60
     teardown: float = 20 * 60
+    secret_sync: float = 5 * 60
+    """External Secrets refreshing an ExternalSecret it was told to (force-sync)."""
     tool: float = 5 * 60
     http: float = 10.0
     poll_slow: float = 30.0
@@ -59,6 +61,7 @@ class Timing:
             kustomizations=5,
             endpoints=5,
             teardown=5,
+            secret_sync=5,
             tool=30,
             http=5,
             poll_slow=0.05,
