@@ -120,7 +120,7 @@ KUSTOMIZATION_CRD: dict[str, Any] = {
 }
 
 
-EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION = "external-secrets.io", "v1"
+EXTERNAL_SECRETS_GROUP, EXTERNAL_SECRETS_VERSION = "external-secrets.io", "v1"  # pragma: allowlist secret
 _REMOTE_REF: dict[str, Any] = {
     "type": "object",
     "properties": {"key": _STRING, "property": _STRING},

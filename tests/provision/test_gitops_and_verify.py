@@ -387,9 +387,8 @@ def test_switching_email_on_syncs_the_smtp_secret_before_cluster_vars(
     assert _smtp_username(server) == ""
     _email_on(converged)
     ses.ensure(converged.ctx)
-    wanted = json.loads(
-        boto3.client("secretsmanager").get_secret_value(SecretId="misp-prod/misp/smtp")["SecretString"]
-    )["username"]
+    stored = boto3.client("secretsmanager").get_secret_value(SecretId="misp-prod/misp/smtp")
+    wanted = json.loads(stored["SecretString"])["username"]
     server.requests.clear()
     halt = external_secrets_controller(server, naming.MISP_NAMESPACE, naming.SMTP_SECRET, delay=0.2)
     try:

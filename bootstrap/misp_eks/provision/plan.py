@@ -490,6 +490,8 @@ def _probe(item: _Item) -> str:
 
 def _action(item: _Item, aws: Aws | None, cluster_exists: bool) -> str:
     if aws is None:
+        if item.action and item.probe is not None:  # an action on what may not exist: say it is unknown
+            return f"{item.action} if found (unknown: no AWS credentials)"
         return item.action or NO_CREDENTIALS
     if item.resolve is not None:
         try:
